@@ -1,0 +1,209 @@
+"""Request bodies of the OpenAI-compatible API, with the rules of the Mistral Small card.
+
+Every model forbids unknown keys (a client typo is a 400 naming the key, as OpenAI's
+"Unrecognized request argument supplied"). Cross-field rules that concern one field are
+field validators on that field, so the error's location names it (fields are validated in
+declaration order, which is why `stream` precedes `stream_options`, `tools` precedes
+`tool_choice`, and so on). Rules that span several messages live in
+`cluster.api.validation`.
+
+Accepted but not acted on by any engine: `user` and `metadata` (recorded for tracing only).
+`logprobs` is refused: no engine here returns log-probabilities yet.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from cluster.api.messages import Message, NamedToolChoice, Tool, ToolChoice
+
+MAX_N = 16
+MAX_STOP = 4
+MAX_TOOLS = 128
+MAX_METADATA_PAIRS = 16
+
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+MetadataKey = Annotated[str, StringConstraints(max_length=64)]
+MetadataValue = Annotated[str, StringConstraints(max_length=512)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class JsonSchemaFormat(_Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Strict):
+    """`text` (default), `json_object`, or `json_schema` (which then needs `json_schema`)."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_iff_json_schema(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type 'json_schema' needs a 'json_schema' object")
+        if self.type != "json_schema" and self.json_schema is not None:
+            raise ValueError("'json_schema' is only allowed with type 'json_schema'")
+        return self
+
+
+def _one_or_list(value: object) -> object:
+    """`stop` and `prompt` may be one string or a list of strings; inside, always a list."""
+    return [value] if isinstance(value, str) else value
+
+
+class _GenerationFields(_Strict):
+    """Fields shared by chat and text completions, in validation order."""
+
+    model: str = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    # vLLM's convention: 0 or -1 means "all tokens" (no top-k filtering).
+    top_k: int | None = Field(default=None, ge=-1)
+    n: int = Field(default=1, ge=1, le=MAX_N)
+    max_tokens: int | None = Field(default=None, ge=1)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    stop: list[NonEmptyStr] | None = Field(default=None, max_length=MAX_STOP)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    seed: int | None = None
+    random_seed: int | None = Field(default=None, description="Mistral's name for `seed`")
+    user: str | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, value: object) -> object:
+        return _one_or_list(value)
+
+    @field_validator("stream_options")
+    @classmethod
+    def _options_need_stream(
+        cls, value: StreamOptions | None, info: ValidationInfo
+    ) -> StreamOptions | None:
+        if value is not None and info.data.get("stream") is not True:
+            raise ValueError("'stream_options' is only allowed when 'stream' is true")
+        return value
+
+    @field_validator("random_seed")
+    @classmethod
+    def _one_seed(cls, value: int | None, info: ValidationInfo) -> int | None:
+        seed = info.data.get("seed")
+        if value is not None and seed is not None and seed != value:
+            raise ValueError("'random_seed' and 'seed' are the same setting and disagree")
+        return value
+
+    @property
+    def effective_seed(self) -> int | None:
+        return self.seed if self.seed is not None else self.random_seed
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    @property
+    def requested_max_tokens(self) -> tuple[str, int] | None:
+        """(the parameter the client used, its value), or None when unset."""
+        if self.max_tokens is not None:
+            return "max_tokens", self.max_tokens
+        return None
+
+
+class ChatCompletionRequest(_GenerationFields):
+    """POST /v1/chat/completions."""
+
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    tools: list[Tool] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    safe_prompt: bool = False
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(
+        default=None, max_length=MAX_METADATA_PAIRS
+    )
+
+    @field_validator("max_completion_tokens")
+    @classmethod
+    def _one_max_tokens(cls, value: int | None, info: ValidationInfo) -> int | None:
+        other = info.data.get("max_tokens")
+        if value is not None and other is not None and other != value:
+            raise ValueError("'max_completion_tokens' and 'max_tokens' disagree; send one")
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _choice_needs_tools(
+        cls, value: ToolChoice | None, info: ValidationInfo
+    ) -> ToolChoice | None:
+        if value is None or value == "none":
+            return value
+        tools: list[Tool] | None = info.data.get("tools")
+        if not tools:
+            raise ValueError("'tool_choice' is only allowed when 'tools' are specified")
+        if isinstance(value, NamedToolChoice):
+            names = {tool.function.name for tool in tools}
+            if value.function.name not in names:
+                raise ValueError(f"function {value.function.name!r} is not one of 'tools'")
+        return value
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError("'logprobs' are not supported by this server")
+        return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _no_top_logprobs(cls, value: int | None) -> int | None:
+        if value:
+            raise ValueError("'top_logprobs' needs 'logprobs', which this server does not support")
+        return value
+
+    @property
+    def requested_max_tokens(self) -> tuple[str, int] | None:
+        if self.max_completion_tokens is not None:
+            return "max_completion_tokens", self.max_completion_tokens
+        return super().requested_max_tokens
+
+
+class CompletionRequest(_GenerationFields):
+    """POST /v1/completions. `prompt` is a string or a non-empty list of strings."""
+
+    prompt: list[str] = Field(min_length=1)
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt_list(cls, value: object) -> object:
+        return _one_or_list(value)
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, value: int | None) -> int | None:
+        if value:
+            raise ValueError("'logprobs' are not supported by this server")
+        return value
