@@ -1,0 +1,55 @@
+"""The Serve ingress deployment: the OpenAI HTTP app, built inside each gateway replica.
+
+Ray Serve 2.60's `serve.ingress()` without an app defers the app to replica start: the
+class defines `__serve_build_asgi_app__`, which Serve calls after the constructor. That is
+where the FastAPI app is built, so it holds this replica's `DeploymentHandle`s (Serve
+replaces the bound model deployments passed to `bind` by handles) and nothing of it has to
+be pickled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cluster.config.catalog import load_builtin_catalog
+from cluster.config.settings import ClusterConfig
+from deployments.handle_backend import HandleBackend
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from ray.serve import Application
+
+GATEWAY_DEPLOYMENT = "gateway"
+
+#: Concurrent HTTP requests one gateway replica admits; each is mostly waiting on a model
+#: stream, so this is a memory bound, not a CPU one.
+GATEWAY_MAX_ONGOING = 1024
+
+
+class Gateway:
+    """User class of the ingress deployment (wrapped by `serve.ingress()` in `bind_gateway`)."""
+
+    def __init__(self, config: ClusterConfig, handles: dict[str, Any]) -> None:
+        self._config = config
+        self._handles = handles
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        from cluster.http import build_gateway_app
+
+        served = self._config.served_models(load_builtin_catalog())
+        return build_gateway_app(self._config, served, HandleBackend(self._handles))
+
+
+def bind_gateway(config: ClusterConfig, handles: dict[str, Application]) -> Application:
+    """The ingress node: one gateway deployment bound to one model deployment per model."""
+    from ray import serve
+
+    ingress_cls = serve.ingress()(Gateway)
+    deployment = serve.deployment(
+        name=GATEWAY_DEPLOYMENT,
+        num_replicas=config.gateway.replicas,
+        max_ongoing_requests=GATEWAY_MAX_ONGOING,
+        ray_actor_options={"num_cpus": 1},
+        graceful_shutdown_timeout_s=10.0,
+    )(ingress_cls)
+    return deployment.bind(config, handles)

@@ -1,0 +1,169 @@
+"""One Ray Serve deployment per served model; each replica hosts one engine.
+
+This is the edge where errors cross Ray: an engine raises typed `ModelyardError`s, and the
+replica turns them into a final `EngineChunk(error=err.info())` so that the caller
+(`deployments.handle_backend.HandleBackend`) can re-raise the same type on its side. A Ray
+traceback never reaches a client.
+
+Replica methods (called through a `DeploymentHandle`):
+- `generate(request)` — async generator of `EngineChunk`s; the first carries `replica_id`.
+  If the caller goes away (client disconnect → handle cancelled) the engine request is
+  aborted so its KV blocks and batch slot are freed.
+- `stats()` — `EngineStats`; `health()` — bool; `describe()` — id, engine, replica.
+- `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
+- `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from cluster.config.settings import ServedModel
+from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
+from cluster.errors import EngineUnavailable, ModelyardError
+from cluster.placement_plan import PlacementPlan, layout_violations
+from deployments.engines.factory import build_engine
+from deployments.placement import replica_options
+
+if TYPE_CHECKING:
+    from ray.serve import Application
+
+logger = logging.getLogger("ray.serve")
+
+
+def current_replica_id() -> str:
+    """This replica's full Serve id (`app#deployment#unique`), as routers see it."""
+    from ray import serve
+
+    context = serve.get_replica_context()
+    return str(context.replica_id.to_full_id_str())
+
+
+class ModelReplica:
+    """The user class of a model deployment (wrapped by `serve.deployment` in `bind_model`)."""
+
+    # Ray Serve awaits an async constructor: the replica is ready once its engine started.
+    async def __init__(self, model: ServedModel, plan: PlacementPlan) -> None:  # type: ignore[misc]
+        self._model = model
+        self._plan = plan
+        self._replica_id = current_replica_id()
+        self._check_layout()
+        self._engine: Engine = build_engine(model, replica_id=self._replica_id)
+        await self._engine.start()
+        self._closed = False
+        logger.info(
+            "replica %s of %s ready (engine=%s, gpus=%d)",
+            self._replica_id,
+            model.id,
+            self._engine.name,
+            plan.gpus,
+        )
+
+    def _check_layout(self) -> None:
+        """Log (do not fail) when Ray placed the GPU bundles otherwise than planned."""
+        if self._plan.gpus == 0:
+            return
+        import ray.util
+
+        group = ray.util.get_current_placement_group()
+        if group is None:
+            logger.warning("replica %s runs outside a placement group", self._replica_id)
+            return
+        row = ray.util.placement_group_table(group)
+        nodes = row.get("bundles_to_node_id", {})
+        placed = [str(nodes.get(i, "")) for i in range(len(self._plan.bundles))]
+        for problem in layout_violations(self._plan, placed):
+            logger.warning("replica %s placement: %s", self._replica_id, problem)
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
+        """Stream one generation; errors become a final chunk carrying `ErrorInfo`."""
+        first = True
+        finished = False
+        try:
+            async for chunk in self._engine.generate(request):
+                if first:
+                    chunk = chunk.model_copy(update={"replica_id": self._replica_id})
+                    first = False
+                yield chunk
+            finished = True
+        except ModelyardError as err:
+            finished = True
+            yield EngineChunk(error=err.info(), replica_id=self._replica_id if first else None)
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as err:  # an engine bug: typed here, once, with the replica named
+            finished = True
+            logger.exception("engine failed on request %s", request.request_id)
+            info = ModelyardError(f"engine error on {self._replica_id}: {err}").info()
+            yield EngineChunk(error=info, replica_id=self._replica_id if first else None)
+        finally:
+            if not finished:
+                # Cancelled by the caller (or the stream was closed early): free the slot.
+                await asyncio.shield(self._abort(request.request_id))
+
+    async def _abort(self, request_id: str) -> None:
+        try:
+            await self._engine.abort(request_id)
+        except Exception:
+            logger.exception("abort of %s failed", request_id)
+
+    async def stats(self) -> EngineStats:
+        return self._engine.stats()
+
+    async def describe(self) -> dict[str, Any]:
+        return {
+            "model": self._model.id,
+            "engine": self._engine.name,
+            "simulated": self._engine.simulated,
+            "replica_id": self._replica_id,
+            "gpus": self._plan.gpus,
+        }
+
+    async def health(self) -> bool:
+        try:
+            await self._engine.check_health()
+        except ModelyardError:
+            return False
+        return True
+
+    async def check_health(self) -> None:
+        """Ray Serve's health check: an exception marks the replica unhealthy (restarted)."""
+        if self._closed:
+            raise EngineUnavailable(f"replica {self._replica_id} is shutting down")
+        await self._engine.check_health()
+
+    async def record_routing_stats(self) -> dict[str, Any]:
+        """Per-replica numbers for request routers (`RunningReplica.routing_stats`).
+
+        Async so it runs on the replica's event loop, like the engine it reads.
+        """
+        stats = self._engine.stats()
+        return {
+            "running": stats.running,
+            "waiting": stats.waiting,
+            "queue_len": stats.running + stats.waiting,
+            "kv_usage": stats.kv_usage,
+            "kv_blocks_total": stats.kv_blocks_total,
+            "block_size": stats.block_size,
+            "prefix_cache_queries": stats.prefix_cache_queries,
+            "prefix_cache_hits": stats.prefix_cache_hits,
+            "prefix_caching": self._model.spec.prefix_caching,
+        }
+
+    async def __del__(self) -> None:
+        """Called by Ray Serve when the replica stops: release the engine."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        await self._engine.shutdown()
+
+
+def bind_model(model: ServedModel, plan: PlacementPlan) -> Application:
+    """A bound Serve application node for `model`'s deployment (one per catalog model)."""
+    from ray import serve
+
+    deployment = serve.deployment(**replica_options(model, plan))(ModelReplica)
+    return deployment.bind(model, plan)
