@@ -1,0 +1,90 @@
+"""`modelyard up [--config FILE]`: start Ray, Serve and every model; stop cleanly on Ctrl-C.
+
+Exit codes: 0 after Ctrl-C / SIGTERM (everything started was stopped), 1 if the cluster
+failed to start, 2 if the configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from cluster.config.loader import default_config_path, load_config
+from cluster.errors import ConfigError, ModelyardError
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "up",
+        help="start a local cluster (Ray + Serve + every model) and serve the OpenAI API",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="cluster file (default: the packaged local.yaml, every model on the simulator)",
+    )
+    parser.add_argument("--port", type=int, default=None, help="override gateway.port")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for readiness (300)"
+    )
+    parser.set_defaults(run=run)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.config or default_config_path()
+    try:
+        config = load_config(path)
+        if args.port is not None:
+            gateway = config.gateway.model_copy(update={"port": args.port})
+            config = config.model_copy(update={"gateway": gateway})
+        from cluster.cli.local_cluster import LocalCluster
+        from cluster.placement_plan import plan_for
+
+        cluster = LocalCluster(config, progress=_say)
+        plans = [(model, plan_for(model, config.ray)) for model in cluster.served]
+    except ConfigError as err:
+        print(f"modelyard up: {err.message}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    _say(f"modelyard up: {path}")
+    try:
+        cluster.start(timeout_s=args.timeout)
+    except KeyboardInterrupt:
+        _say("interrupted; stopped")
+        return 0
+    except ModelyardError as err:
+        print(f"modelyard up: {err.message}", file=sys.stderr)
+        return 1
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        from cluster.cli.summary import render_summary
+
+        _say("")
+        _say(render_summary(plans, cluster.ready_after, base_url=cluster.base_url))
+        while not stop.wait(0.5):
+            pass
+        _say("stopping ...")
+    finally:
+        started = time.monotonic()
+        cluster.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _say(f"stopped in {time.monotonic() - started:.1f}s")
+    return 0
