@@ -1,0 +1,72 @@
+"""Applying one replica's KV events to the prefix index, in the index's hash space.
+
+Simulated engines publish the router's own chain hashes (`hashing`), and `stored` events
+without token ids are taken as they are. vLLM seeds its hashes per process, so for events
+that carry token ids the router re-hashes them into its own chain (the parent's own hash
+comes from a per-replica engine→own map, bounded like the index) and later `removed`
+events are translated through the same map. Events whose block size differs from the
+index's, or whose parent chain is unknown, cannot be placed in the chain: they are
+counted and skipped (the routed requests' provisional entries still stand).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from cluster.engine import KVEvent
+from cluster.placement.hashing import chain_hash, extra_bytes
+from cluster.placement.index import PrefixIndex
+
+
+class EventApplier:
+    def __init__(self, index: PrefixIndex) -> None:
+        self.index = index
+        self._own: dict[str, OrderedDict[int, int]] = {}
+        self.skipped_events = 0
+
+    def forget(self, replica_id: str) -> None:
+        self._own.pop(replica_id, None)
+
+    def apply(self, replica_id: str, event: KVEvent) -> None:
+        if event.type == "cleared":
+            self.index.clear_replica(replica_id)
+            self._own.pop(replica_id, None)
+            return
+        if event.block_size != self.index.settings.block_tokens:
+            self.skipped_events += 1
+            return
+        if event.type == "stored":
+            own = self._own_hashes(replica_id, event)
+            if own is None:
+                self.skipped_events += 1
+                return
+            self.index.store_exact(replica_id, own)
+        else:
+            table = self._own.get(replica_id)
+            if table is None:
+                self.index.remove(replica_id, event.block_hashes)
+            else:
+                self.index.remove(replica_id, [table.pop(h, h) for h in event.block_hashes])
+
+    def _own_hashes(self, replica_id: str, event: KVEvent) -> list[int] | None:
+        bs = event.block_size
+        if not event.token_ids:
+            return list(event.block_hashes)
+        if len(event.token_ids) != bs * len(event.block_hashes):
+            return None
+        table = self._own.setdefault(replica_id, OrderedDict())
+        parent: int | None = None
+        if event.parent_block_hash is not None:
+            parent = table.get(event.parent_block_hash)
+            if parent is None:
+                return None
+        extra = extra_bytes([event.lora_name] if event.lora_name else [])
+        out: list[int] = []
+        for i, engine_hash in enumerate(event.block_hashes):
+            parent = chain_hash(parent, event.token_ids[i * bs : (i + 1) * bs], extra)
+            table[engine_hash] = parent
+            table.move_to_end(engine_hash)
+            out.append(parent)
+        while len(table) > self.index.settings.max_blocks:
+            table.popitem(last=False)
+        return out

@@ -1,0 +1,184 @@
+"""The router: filters → weighted scorers → picker, over a prefix index fed by hooks.
+
+    select(request, replicas, now) -> Decision          pure: reads, never writes
+    on_routed(request, replica_id, now)                 provisional prefix entries, session
+    on_completed(request, replica_id, now)              refresh provisional entries, expire
+    on_kv_events(batch, now)                            exact entries; resync on loss
+    remove_replica(replica_id)                          forget everything about it
+
+Decision (one per request, O(prompt blocks + replicas)):
+
+    candidates = filters(replicas)
+    m_j        = index match on j (exact blocks * T + provisional blocks * T * w_prov)
+    b_j        = candidate j's prefill backlog; S = P + max b - min b
+    guarded_j  = b_j - min b > load_guard.max_excess_tokens   (this request only)
+    total_j    = Σ_scorers weight * score_j                    (each score in [0, 1])
+    choice     = picker(total)
+
+With the default weights (prefix = queue = 1) the total ranks replicas by the prefill
+tokens that must run there before this request's first token: b_j + P - m_j.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from cluster.engine import KVEventBatch
+from cluster.errors import EngineUnavailable
+from cluster.placement.config import PlacementSettings
+from cluster.placement.events import EventApplier
+from cluster.placement.filters import HealthyFilter, QueueLimitFilter, ReplicaFilter
+from cluster.placement.index import PrefixIndex
+from cluster.placement.picker import MaxPicker, Picker, SoftmaxPicker
+from cluster.placement.scorers import (
+    KVUsageScorer,
+    PrefixScorer,
+    QueueScorer,
+    Scorer,
+    SessionScorer,
+)
+from cluster.placement.sync import EventSequencer
+from cluster.placement.types import Decision, ReplicaLoad, RouteRequest, ScoreContext
+
+
+def default_scorers(settings: PlacementSettings) -> list[tuple[Scorer, float]]:
+    w = settings.weights
+    return [
+        (PrefixScorer(guard_discount=settings.load_guard.discount), w.prefix),
+        (QueueScorer(), w.queue),
+        (KVUsageScorer(), w.kv_usage),
+        (SessionScorer(), w.session),
+    ]
+
+
+def default_filters(settings: PlacementSettings) -> list[ReplicaFilter]:
+    filters: list[ReplicaFilter] = [HealthyFilter()]
+    if settings.filters.max_waiting is not None:
+        filters.append(QueueLimitFilter(settings.filters.max_waiting))
+    return filters
+
+
+def default_picker(settings: PlacementSettings) -> Picker:
+    p = settings.picker
+    if p.kind == "softmax":
+        return SoftmaxPicker(p.temperature, seed=p.seed)
+    return MaxPicker(seed=p.seed)
+
+
+class Router:
+    def __init__(
+        self,
+        settings: PlacementSettings,
+        *,
+        scorers: Sequence[tuple[Scorer, float]] | None = None,
+        filters: Sequence[ReplicaFilter] | None = None,
+        picker: Picker | None = None,
+    ) -> None:
+        self.settings = settings
+        chosen = default_scorers(settings) if scorers is None else scorers
+        self.scorers = [(s, w) for s, w in chosen if w > 0]
+        self.filters = list(default_filters(settings) if filters is None else filters)
+        self.picker = default_picker(settings) if picker is None else picker
+        self.index = PrefixIndex(settings.index)
+        self.sequencer = EventSequencer(settings.index.reorder_window)
+        self.events = EventApplier(self.index)
+        self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    # ---- the decision ----------------------------------------------------------------
+
+    def select(
+        self, request: RouteRequest, replicas: Sequence[ReplicaLoad], now: float
+    ) -> Decision:
+        candidates = replicas
+        for f in self.filters:
+            candidates = f.filter(request, candidates)
+        if not candidates:
+            raise EngineUnavailable("no healthy replica can take the request")
+        ctx = self._context(request, candidates, now)
+        totals = [0.0] * len(candidates)
+        per_scorer: list[tuple[str, list[float]]] = []
+        for scorer, weight in self.scorers:
+            scores = scorer.score(request, candidates, ctx)
+            per_scorer.append((scorer.name, scores))
+            for i, s in enumerate(scores):
+                totals[i] += weight * s
+        ids = [c.replica_id for c in candidates]
+        i = self.picker.pick(request.request_id, ids, totals)
+        return Decision(
+            replica_id=ids[i],
+            score=totals[i],
+            matched_tokens=ctx.matched_tokens[i],
+            guarded=ctx.guarded[i],
+            scores={name: scores[i] for name, scores in per_scorer},
+        )
+
+    def _context(
+        self, request: RouteRequest, candidates: Sequence[ReplicaLoad], now: float
+    ) -> ScoreContext:
+        backlogs = [c.queued_prefill_tokens for c in candidates]
+        low = min(backlogs)
+        scale = float(max(request.prompt_tokens, 1) + max(backlogs) - low)
+        limit = self.settings.load_guard.max_excess_tokens
+        guarded = [b - low > limit for b in backlogs]
+        matched = [0.0] * len(candidates)
+        if request.prefix_caching and request.block_hashes:
+            matches = self.index.match(request.block_hashes, now)
+            if matches:
+                tokens = self.settings.index.block_tokens
+                w_prov = self.settings.index.provisional_weight
+                for i, c in enumerate(candidates):
+                    m = matches.get(c.replica_id)
+                    if m is not None:
+                        matched[i] = tokens * (
+                            m.exact_blocks + w_prov * (m.blocks - m.exact_blocks)
+                        )
+        return ScoreContext(
+            matched_tokens=matched,
+            guarded=guarded,
+            min_backlog=low,
+            token_scale=scale,
+            session_replica=self._session_replica(request.session_id, now),
+        )
+
+    def _session_replica(self, session_id: str | None, now: float) -> str | None:
+        if session_id is None:
+            return None
+        found = self._sessions.get(session_id)
+        if found is None or found[1] <= now:
+            return None
+        return found[0]
+
+    # ---- bookkeeping hooks -----------------------------------------------------------
+
+    def on_routed(self, request: RouteRequest, replica_id: str, now: float) -> None:
+        self.index.expire(now)
+        if request.prefix_caching and request.block_hashes:
+            self.index.insert_provisional(replica_id, request.block_hashes, now)
+        if request.session_id is not None:
+            self._sessions[request.session_id] = (replica_id, now + self.settings.session_ttl_s)
+            self._sessions.move_to_end(request.session_id)
+            while len(self._sessions) > self.settings.max_sessions:
+                self._sessions.popitem(last=False)
+
+    def on_completed(self, request: RouteRequest, replica_id: str, now: float) -> None:
+        """The engine has just released the prompt's blocks: they are its most recent.
+
+        Entries no event confirmed get a fresh TTL from now (exact ones are left alone).
+        """
+        self.index.expire(now)
+        if request.prefix_caching and request.block_hashes:
+            self.index.insert_provisional(replica_id, request.block_hashes, now)
+
+    def on_kv_events(self, batch: KVEventBatch, now: float) -> None:
+        result = self.sequencer.accept(batch)
+        if result.resync:
+            self.index.demote_replica(batch.replica_id, now)
+        for ordered in result.apply:
+            for event in ordered.events:
+                self.events.apply(ordered.replica_id, event)
+
+    def remove_replica(self, replica_id: str) -> None:
+        self.index.remove_replica(replica_id)
+        self.sequencer.forget(replica_id)
+        self.events.forget(replica_id)
