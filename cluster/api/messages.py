@@ -2,6 +2,7 @@
 
 Roles are system / user / assistant / tool. Content is a string or a list of text parts.
 A tool message needs `tool_call_id`; an assistant message needs `content` or `tool_calls`.
+`ResponseFormat` (text / json_object / json_schema) constrains what the model may answer.
 """
 
 from __future__ import annotations
@@ -105,3 +106,25 @@ class NamedToolChoice(_Strict):
 
 
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class JsonSchemaFormat(_Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Strict):
+    """`text` (default), `json_object`, or `json_schema` (which then needs `json_schema`)."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_iff_json_schema(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type 'json_schema' needs a 'json_schema' object")
+        if self.type != "json_schema" and self.json_schema is not None:
+            raise ValueError("'json_schema' is only allowed with type 'json_schema'")
+        return self

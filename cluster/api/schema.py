@@ -13,7 +13,7 @@ Accepted but not acted on by any engine: `user` and `metadata` (recorded for tra
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -22,10 +22,9 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
-from cluster.api.messages import Message, NamedToolChoice, Tool, ToolChoice
+from cluster.api.messages import Message, NamedToolChoice, ResponseFormat, Tool, ToolChoice
 
 MAX_N = 16
 MAX_STOP = 4
@@ -43,28 +42,6 @@ class _Strict(BaseModel):
 
 class StreamOptions(_Strict):
     include_usage: bool = False
-
-
-class JsonSchemaFormat(_Strict):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
-    description: str | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    strict: bool | None = None
-
-
-class ResponseFormat(_Strict):
-    """`text` (default), `json_object`, or `json_schema` (which then needs `json_schema`)."""
-
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JsonSchemaFormat | None = None
-
-    @model_validator(mode="after")
-    def _schema_iff_json_schema(self) -> ResponseFormat:
-        if self.type == "json_schema" and self.json_schema is None:
-            raise ValueError("type 'json_schema' needs a 'json_schema' object")
-        if self.type != "json_schema" and self.json_schema is not None:
-            raise ValueError("'json_schema' is only allowed with type 'json_schema'")
-        return self
 
 
 def _one_or_list(value: object) -> object:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cluster.api.messages import Message, Tool, ToolChoice
+from cluster.api.messages import Message, ResponseFormat, Tool, ToolChoice
 from cluster.errors import ErrorInfo
 
 
@@ -39,6 +39,8 @@ class EngineRequest(_Strict):
     prompt: str | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
+    # Structured output (JSON mode / JSON schema) for engines with guided decoding (vLLM).
+    response_format: ResponseFormat | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     # Free-form per-request cache isolation key (vLLM's cache_salt); part of block hashes.
