@@ -1,0 +1,1 @@
+"""Shared test suites that several implementations must pass (see engine_contract)."""
