@@ -10,6 +10,7 @@ from cluster.config.catalog import (
 )
 from cluster.config.loader import load_config, parse_config
 from cluster.config.settings import (
+    AuthSettings,
     ClusterConfig,
     GatewaySettings,
     ModelDeployment,
@@ -20,6 +21,7 @@ from cluster.config.settings import (
 )
 
 __all__ = [
+    "AuthSettings",
     "Catalog",
     "ClusterConfig",
     "GatewaySettings",

@@ -5,9 +5,11 @@ Every setting is defined once, here. The Helm chart renders this same document.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cluster.config.catalog import Catalog, ModelSpec, PriceTable
 
@@ -46,6 +48,40 @@ class ModelDeployment(_Strict):
         default=True,
         description="reserve the GPUs the parallelism needs through a placement group",
     )
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class AuthSettings(_Strict):
+    """API keys accepted by both front doors (`Authorization: Bearer <key>`).
+
+    Keys are configured only as SHA-256 hex digests (`python -m cluster.auth` prints one),
+    never in plaintext; inputs are hidden from validation errors in case a key was pasted
+    by mistake. With no digest configured, authentication is off (local mode).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    api_key_sha256: list[str] = Field(
+        default_factory=list, description="SHA-256 hex digests of the accepted API keys"
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="a file with more digests, one a line ('#' comments), e.g. a mounted Secret",
+    )
+
+    @field_validator("api_key_sha256")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        digests = [item.strip().lower() for item in value]
+        for i, digest in enumerate(digests):
+            if not _SHA256_HEX.fullmatch(digest):
+                raise ValueError(
+                    f"item {i} is not a SHA-256 hex digest (64 hex characters); "
+                    "configure the digest of a key, never the key itself"
+                )
+        return digests
 
 
 class GatewaySettings(_Strict):
@@ -99,6 +135,7 @@ class ServedModel(_Strict):
 class ClusterConfig(_Strict):
     name: str = "modelyard"
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     catalog: list[ModelSpec] = Field(
