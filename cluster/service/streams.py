@@ -1,0 +1,113 @@
+"""The n choice streams of one request → one stream of `(choice index, chunk)`.
+
+- One choice: iterated in the caller's task (no extra task on the common path).
+- Several: one pump task per choice feeds a queue. Nothing is yielded until every choice
+  has produced its first chunk (or ended), so an error an engine raises before its first
+  chunk — a too-long prompt, an unknown adapter — surfaces before the response starts and
+  becomes a proper HTTP status rather than an error event. The first failing choice fails
+  the whole request; closing the merged stream cancels every pump, which closes the engine
+  streams (freeing their requests).
+- Every nested async generator is closed explicitly (`aclosing`): an abandoned one would
+  otherwise hold its engine request until garbage collection.
+- `timeout_s` bounds the whole request: waiting past it raises `DeadlineExceeded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+
+from cluster.engine import EngineChunk
+from cluster.errors import DeadlineExceeded
+
+Indexed = tuple[int, EngineChunk]
+_Item = tuple[int, EngineChunk | Exception | None]
+
+
+def _deadline(timeout_s: float | None) -> float | None:
+    return None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
+
+
+def _expired(timeout_s: float | None) -> DeadlineExceeded:
+    return DeadlineExceeded(f"The request did not finish within {timeout_s:g} seconds.")
+
+
+async def merge_choices(
+    streams: Sequence[AsyncIterator[EngineChunk]], *, timeout_s: float | None = None
+) -> AsyncGenerator[Indexed, None]:
+    inner = _single(streams[0], timeout_s) if len(streams) == 1 else _many(streams, timeout_s)
+    async with aclosing(inner):
+        async for item in inner:
+            yield item
+
+
+async def _aclose(stream: AsyncIterator[EngineChunk]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _single(
+    stream: AsyncIterator[EngineChunk], timeout_s: float | None
+) -> AsyncGenerator[Indexed, None]:
+    deadline = _deadline(timeout_s)
+    try:
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise _expired(timeout_s) from None
+            yield 0, chunk
+    finally:
+        await _aclose(stream)
+
+
+async def _pump(
+    index: int, stream: AsyncIterator[EngineChunk], queue: asyncio.Queue[_Item]
+) -> None:
+    try:
+        async for chunk in stream:
+            queue.put_nowait((index, chunk))
+    except Exception as exc:
+        queue.put_nowait((index, exc))
+    else:
+        queue.put_nowait((index, None))
+    finally:
+        await _aclose(stream)
+
+
+async def _many(
+    streams: Sequence[AsyncIterator[EngineChunk]], timeout_s: float | None
+) -> AsyncGenerator[Indexed, None]:
+    deadline = _deadline(timeout_s)
+    queue: asyncio.Queue[_Item] = asyncio.Queue()
+    tasks = [asyncio.create_task(_pump(i, s, queue)) for i, s in enumerate(streams)]
+    not_started = set(range(len(streams)))
+    held: list[Indexed] = []
+    open_streams = len(streams)
+    try:
+        while open_streams:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    index, item = await queue.get()
+            except TimeoutError:
+                raise _expired(timeout_s) from None
+            if isinstance(item, Exception):
+                raise item
+            not_started.discard(index)
+            if item is None:
+                open_streams -= 1
+            else:
+                held.append((index, item))
+            if not not_started:
+                for ready in held:
+                    yield ready
+                held.clear()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
