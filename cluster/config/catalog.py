@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cluster.config.vllm_args import VLLMModelArgs
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -95,6 +97,9 @@ class ModelSpec(_Strict):
     quantization: Literal["awq_marlin", "gptq_marlin", "fp8"] | None = None
     lora: LoraSettings | None = None
     prices: PriceTable | None = None
+    vllm: VLLMModelArgs = Field(
+        default_factory=VLLMModelArgs, description="checkpoint facts vLLM must be told"
+    )
     notes: str = ""
 
     @model_validator(mode="after")

@@ -10,7 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from cluster.config.catalog import Catalog, load_builtin_catalog
-from cluster.config.settings import ClusterConfig
+from cluster.config.settings import ClusterConfig, ServedModel
+from cluster.config.vllm_args import check_deployment
 from cluster.errors import ConfigError
 
 
@@ -46,12 +47,17 @@ def parse_config(
     except ValidationError as err:
         raise ConfigError(_describe(err, source)) from None
     for i, deployment in enumerate(config.models):
-        if catalog.find(deployment.id) is None:
+        spec = catalog.find(deployment.id)
+        if spec is None:
             known = ", ".join(sorted(n for s in catalog.models for n in s.names))
             raise ConfigError(
                 f"{source}: models[{i}].id: unknown model {deployment.id!r} (known: {known})",
                 param=f"models[{i}].id",
             )
+        try:
+            check_deployment(ServedModel(spec=spec, deployment=deployment))
+        except ValueError as err:
+            raise ConfigError(f"{source}: models[{i}].{err}", param=f"models[{i}]") from None
     return config
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cluster.config.catalog import Catalog, ModelSpec, PriceTable
+from cluster.config.vllm_args import VLLMDeploymentSettings
 
 GpuKind = Literal["h100", "h200", "a100"]
 
@@ -47,6 +48,9 @@ class ModelDeployment(_Strict):
     reserve_gpus: bool = Field(
         default=True,
         description="reserve the GPUs the parallelism needs through a placement group",
+    )
+    vllm: VLLMDeploymentSettings | None = Field(
+        default=None, description="settings of the vLLM engine (engine: vllm)"
     )
 
 

@@ -1,0 +1,265 @@
+"""Typed vLLM engine arguments: what each model needs, checked when the config is loaded.
+
+Three layers, each a pydantic model with `extra="forbid"` (a misspelled key fails at load
+and the message names it):
+
+- `VLLMModelArgs` (catalog, `ModelSpec.vllm`): facts about a model's checkpoint that vLLM
+  must be told — tokenizer / config / load formats, remote code, a chat template override.
+- `VLLMDeploymentSettings` (cluster file, `ModelDeployment.vllm`): operator knobs for one
+  deployment — a local weights path, memory utilisation, batch limits, LoRA adapters.
+- `VLLMConfig` = `VLLMEngineArgs` + `VLLMServingArgs`: the complete, generated input of one
+  replica's engine, produced by `vllm_config_for(served)`. Field names are exactly vLLM's
+  `AsyncEngineArgs` / OpenAI-serving names, so the adapter in `deployments/engines/vllm`
+  passes `engine.engine_kwargs()` through without renaming anything.
+
+Derivations (documented once, here):
+- max_model_len = deployment override, else catalog override, else `context_window`.
+- tensor_parallel_size / pipeline_parallel_size / enable_expert_parallel = the catalog's
+  `parallelism`; GPUs per replica = tensor x pipeline.
+- distributed_executor_backend: "ray" when a replica spans more than one GPU (vLLM's Ray
+  executor then places its workers in the replica's placement group, on the GPU bundles
+  named by VLLM_RAY_BUNDLE_INDICES), else vLLM's default.
+- enable_prefix_caching = catalog `prefix_caching` (false for MiniMax-M1's linear attention).
+- enable_lora / max_loras / max_lora_rank = catalog `lora`; adapters need it.
+- quantization = catalog `quantization` (None lets vLLM detect it from the checkpoint).
+- reasoning: vLLM gets no reasoning parser for `think_tags` models; their raw text reaches
+  the gateway, whose `<think>` parser fills `reasoning_content`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from cluster.config.settings import ServedModel
+
+TokenizerMode = Literal["auto", "hf", "slow", "mistral"]
+ConfigFormat = Literal["auto", "hf", "mistral"]
+LoadFormat = Literal["auto", "safetensors", "pt", "mistral", "dummy"]
+DType = Literal["auto", "bfloat16", "float16", "float32"]
+Executor = Literal["mp", "ray", "uni"]
+ToolStrictLevel = Literal["auto", "function", "parameter"]
+
+_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VLLMModelArgs(_Strict):
+    """Checkpoint facts vLLM needs for a catalog model (all optional, vLLM's defaults)."""
+
+    tokenizer_mode: TokenizerMode = "auto"
+    config_format: ConfigFormat = "auto"
+    load_format: LoadFormat = "auto"
+    trust_remote_code: bool = False
+    chat_template: str | None = Field(
+        default=None, description="a Jinja template (file path or inline) replacing the model's"
+    )
+    max_model_len: int | None = Field(
+        default=None, ge=16, description="serve a shorter context than the model's window"
+    )
+
+
+class VLLMDeploymentSettings(_Strict):
+    """Operator knobs for one deployment on vLLM (`models[i].vllm` in the cluster file)."""
+
+    model_path: str | None = Field(
+        default=None,
+        description="local weights folder; default: the model cache (modelyard models "
+        "prepare), else the catalog's `weights` (a Hugging Face repo id)",
+    )
+    max_model_len: int | None = Field(default=None, ge=16)
+    dtype: DType = "auto"
+    gpu_memory_utilization: float = Field(default=0.90, gt=0.0, le=1.0)
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    max_num_batched_tokens: int | None = Field(default=None, ge=16)
+    enforce_eager: bool = Field(
+        default=False, description="skip graph capture/compilation (faster start, CPU/CI)"
+    )
+    seed: int = 0
+    executor: Literal["auto", "mp", "ray", "uni"] = Field(
+        default="auto", description="auto: ray when a replica spans several GPUs"
+    )
+    tool_strict_level: ToolStrictLevel = Field(
+        default="parameter",
+        description="pin tool-call argument schemas in structured output (vLLM "
+        "--tool-strict-level); 'parameter' makes a named tool_choice return schema-valid "
+        "arguments",
+    )
+    kv_events: bool = Field(default=True, description="publish KV cache events for the router")
+    adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description="LoRA adapters by name -> local folder; clients address them as "
+        "'model:name'; loaded on first use, kept in an LRU of max_cpu_loras per replica",
+    )
+    max_cpu_loras: int | None = Field(default=None, ge=1)
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapter_names(cls, adapters: dict[str, str]) -> dict[str, str]:
+        for name, path in adapters.items():
+            if not _ADAPTER_NAME.match(name):
+                raise ValueError(
+                    f"adapter name {name!r} must be 1-64 characters of letters, digits, "
+                    "'.', '_' or '-' (it follows ':' in the model name)"
+                )
+            if not path.strip():
+                raise ValueError(f"adapter {name!r} needs a path")
+        return adapters
+
+
+class KVEventsArgs(_Strict):
+    """vLLM's `KVEventsConfig` (ZMQ publisher)."""
+
+    enable_kv_cache_events: bool = True
+    publisher: Literal["zmq", "null"] = "zmq"
+    endpoint: str = Field(description="ZMQ address the publisher binds or connects to")
+    topic: str = "kv-events"
+
+
+class VLLMEngineArgs(_Strict):
+    """Exactly the `AsyncEngineArgs` a replica's engine is built from."""
+
+    model: str
+    served_model_name: str
+    tokenizer_mode: TokenizerMode = "auto"
+    config_format: ConfigFormat = "auto"
+    load_format: LoadFormat = "auto"
+    trust_remote_code: bool = False
+    dtype: DType = "auto"
+    max_model_len: int = Field(ge=16)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    pipeline_parallel_size: int = Field(default=1, ge=1)
+    enable_expert_parallel: bool = False
+    distributed_executor_backend: Executor | None = None
+    quantization: str | None = None
+    enable_prefix_caching: bool = True
+    enable_lora: bool = False
+    max_loras: int = Field(default=1, ge=1)
+    max_lora_rank: int = Field(default=16, ge=1)
+    max_cpu_loras: int | None = Field(default=None, ge=1)
+    gpu_memory_utilization: float = Field(default=0.90, gt=0.0, le=1.0)
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    max_num_batched_tokens: int | None = Field(default=None, ge=16)
+    enforce_eager: bool = False
+    seed: int = 0
+    kv_events_config: KVEventsArgs | None = None
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `vllm.engine.arg_utils.AsyncEngineArgs` (plain values)."""
+        return self.model_dump(exclude={"kv_events_config"})
+
+
+class VLLMServingArgs(_Strict):
+    """Options of vLLM's OpenAI serving layer (chat templates, tool parsing, usage)."""
+
+    served_model_name: str
+    tool_call_parser: str | None = None
+    enable_auto_tool_choice: bool = False
+    tool_strict_level: ToolStrictLevel = "parameter"
+    reasoning_parser: str | None = None
+    chat_template: str | None = None
+    enable_prompt_tokens_details: bool = True
+    adapters: dict[str, str] = Field(default_factory=dict)
+
+
+class VLLMConfig(_Strict):
+    engine: VLLMEngineArgs
+    serving: VLLMServingArgs
+    env: dict[str, str] = Field(
+        default_factory=dict, description="environment the replica sets before starting vLLM"
+    )
+
+
+def check_deployment(served: ServedModel) -> None:
+    """Cross-field rules between a catalog entry and its deployment; ValueError names the key.
+
+    Called by the config loader so that these fail at load, not at replica start.
+    """
+    settings = served.deployment.vllm
+    if settings is None:
+        return
+    if settings.adapters and served.spec.lora is None:
+        raise ValueError(
+            f"vllm.adapters: model {served.spec.id!r} does not serve LoRA adapters "
+            "(its catalog entry has no `lora`)"
+        )
+    window = served.spec.context_window
+    if settings.max_model_len is not None and settings.max_model_len > window:
+        raise ValueError(
+            f"vllm.max_model_len: {settings.max_model_len} exceeds the model's context "
+            f"window ({window})"
+        )
+
+
+def _executor(settings: VLLMDeploymentSettings, gpus: int) -> Executor | None:
+    if settings.executor != "auto":
+        return settings.executor
+    return "ray" if gpus > 1 else None
+
+
+def vllm_config_for(
+    served: ServedModel, *, model_path: str | None = None, kv_events_endpoint: str | None = None
+) -> VLLMConfig:
+    """The full engine + serving configuration of one replica of `served`.
+
+    `model_path` overrides where the weights are read (default: the deployment's
+    `model_path`, else the catalog's `weights`); `kv_events_endpoint` turns on KV event
+    publishing to that ZMQ address (only for models with prefix caching, and when the
+    deployment leaves `kv_events` on).
+    """
+    spec, deployment = served.spec, served.deployment
+    settings = deployment.vllm or VLLMDeploymentSettings()
+    model_args = spec.vllm
+    par = spec.parallelism
+    max_len = settings.max_model_len or model_args.max_model_len or spec.context_window
+    events = None
+    if kv_events_endpoint is not None and settings.kv_events and spec.prefix_caching:
+        events = KVEventsArgs(endpoint=kv_events_endpoint)
+    lora = spec.lora
+    engine = VLLMEngineArgs(
+        model=model_path or settings.model_path or spec.weights,
+        served_model_name=spec.id,
+        tokenizer_mode=model_args.tokenizer_mode,
+        config_format=model_args.config_format,
+        load_format=model_args.load_format,
+        trust_remote_code=model_args.trust_remote_code,
+        dtype=settings.dtype,
+        max_model_len=min(max_len, spec.context_window),
+        tensor_parallel_size=par.tensor,
+        pipeline_parallel_size=par.pipeline,
+        enable_expert_parallel=par.expert,
+        distributed_executor_backend=_executor(settings, par.gpus),
+        quantization=spec.quantization,
+        enable_prefix_caching=spec.prefix_caching,
+        enable_lora=lora is not None,
+        max_loras=lora.max_loras if lora else 1,
+        max_lora_rank=lora.max_lora_rank if lora else 16,
+        max_cpu_loras=settings.max_cpu_loras if lora else None,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        max_num_seqs=settings.max_num_seqs,
+        max_num_batched_tokens=settings.max_num_batched_tokens,
+        enforce_eager=settings.enforce_eager,
+        seed=settings.seed,
+        kv_events_config=events,
+    )
+    serving = VLLMServingArgs(
+        served_model_name=spec.id,
+        tool_call_parser=spec.tool_parser,
+        enable_auto_tool_choice=spec.tool_parser is not None,
+        tool_strict_level=settings.tool_strict_level,
+        reasoning_parser=None,
+        chat_template=model_args.chat_template,
+        adapters=dict(settings.adapters) if lora else {},
+    )
+    env: dict[str, str] = {}
+    if engine.distributed_executor_backend == "ray" and deployment.reserve_gpus:
+        # GPU ranks sit in bundles 1..gpus of the replica's placement group (bundle 0 is
+        # the replica actor's CPU bundle; see cluster.placement_plan).
+        env["VLLM_RAY_BUNDLE_INDICES"] = ",".join(str(i) for i in range(1, par.gpus + 1))
+    return VLLMConfig(engine=engine, serving=serving, env=env)
