@@ -34,10 +34,9 @@ from cluster.errors import (
     ModelyardError,
 )
 from deployments.engines.sim.clock import Clock, RealClock
-from deployments.engines.sim.kv_cache import BlockKVCache
 from deployments.engines.sim.scheduler import Scheduler, SimSequence, StepResult
 from deployments.engines.sim.text import OutputPlan, plan_output
-from deployments.engines.sim.timing import GPU_SPECS, Efficiency, PerformanceModel
+from deployments.engines.sim.timing import Efficiency
 from deployments.engines.sim.tokenizer import SimTokenizer, render_chat
 
 EVENT_BACKLOG = 10_000  # batches kept per kv_events() subscriber; the oldest are dropped
@@ -69,23 +68,11 @@ class SimEngine:
         self.settings = model.deployment.sim
         spec = model.spec
         self._clock: Clock = clock or RealClock(self.settings.speedup)
-        self.performance = PerformanceModel(spec, GPU_SPECS[self.settings.gpu], efficiency)
-        capacity = self.settings.kv_blocks or self.performance.kv_capacity_blocks(
-            self.settings.block_size
-        )
         self._pending_events: list[KVEvent] = []
-        self._cache = BlockKVCache(
-            capacity,
-            self.settings.block_size,
-            caching=spec.prefix_caching,
-            on_events=self._pending_events.extend,
+        self._scheduler = Scheduler.for_model(
+            spec, self.settings, on_events=self._pending_events.extend, efficiency=efficiency
         )
-        self._scheduler = Scheduler(
-            self._cache,
-            self.performance,
-            max_num_seqs=self.settings.max_num_seqs,
-            max_num_batched_tokens=self.settings.max_num_batched_tokens,
-        )
+        self._cache = self._scheduler.cache
         self._tokenizer = SimTokenizer()
         self._live: dict[str, _Live] = {}
         self._subscribers: list[asyncio.Queue[KVEventBatch | None]] = []

@@ -32,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from deployments.engines.sim.kv_cache import BlockKVCache
-from deployments.engines.sim.timing import StepLoad
+from cluster.config import ModelSpec, SimSettings
+from deployments.engines.sim.kv_cache import BlockKVCache, EventSink
+from deployments.engines.sim.timing import GPU_SPECS, Efficiency, PerformanceModel, StepLoad
 
 
 class StepTimer(Protocol):
@@ -105,6 +106,29 @@ class Scheduler:
         self._waiting: deque[_State] = deque()
         self._running: list[_State] = []
         self._ids: set[str] = set()
+
+    @classmethod
+    def for_model(
+        cls,
+        spec: ModelSpec,
+        settings: SimSettings,
+        *,
+        on_events: EventSink | None = None,
+        efficiency: Efficiency | None = None,
+    ) -> Scheduler:
+        """One replica's scheduler, cache and timing as `SimSettings` describe them: KV
+        capacity from `settings.kv_blocks` or GPU memory, caching as `spec.prefix_caching`."""
+        performance = PerformanceModel(spec, GPU_SPECS[settings.gpu], efficiency)
+        capacity = settings.kv_blocks or performance.kv_capacity_blocks(settings.block_size)
+        cache = BlockKVCache(
+            capacity, settings.block_size, caching=spec.prefix_caching, on_events=on_events
+        )
+        return cls(
+            cache,
+            performance,
+            max_num_seqs=settings.max_num_seqs,
+            max_num_batched_tokens=settings.max_num_batched_tokens,
+        )
 
     # ---- queue -----------------------------------------------------------------------
 

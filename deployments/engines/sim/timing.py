@@ -2,33 +2,39 @@
 
 One engine step runs, for every scheduled sequence, `new` tokens on top of `context`
 tokens already in its KV cache (a decode step is `new = 1`, a prefill chunk is larger).
-With G = gpus of the replica (tensor x pipeline), F = dense bf16 FLOP/s per GPU,
+With T = tensor-parallel GPUs (one pipeline stage), F = dense bf16 FLOP/s per GPU,
 B = HBM bytes/s per GPU:
 
-    compute  = (2 · active_params · Σnew  +  gqa · kv_bytes_per_token · Σpairs) / (G · F · mfu)
-    weights  = weight_bytes_read(sequences) / (G · B · bw_eff)
-    kv_read  = kv_bytes_per_token · Σ(context + new) / (G · B · bw_eff)
-    step     = overhead + max(compute, weights) + kv_read
+    compute  = (2 * active_params * sum(new) + gqa * kv_bytes_per_token * sum(pairs)) / (T F mfu)
+    weights  = weight_bytes_read(sequences) / (T B bw_eff)
+    kv_read  = kv_bytes_per_token * sum(context + new) / (T B bw_eff)
+    comm     = 2 * num_layers * allreduce_s            (only when T > 1)
+    step     = overhead + max(compute, weights) + kv_read + comm
 
-- `2 · active_params` FLOPs per token is the matmul cost of a forward pass (one multiply and
+- `2 * active_params` FLOPs per token is the matmul cost of a forward pass (one multiply and
   one add per weight used). MoE models use `active_params_b`.
-- `pairs` = new · context + new · (new + 1) / 2 is the number of causal (query, key) pairs;
-  each costs `4 · layers · q_heads · head_dim` FLOPs (QKᵀ and AV). Since
-  `kv_bytes_per_token = 4 · layers · kv_heads · head_dim` (K and V, 2 bytes each), that is
-  `gqa · kv_bytes_per_token` with gqa = q_heads / kv_heads (4 for Devstral and Mistral Small;
-  we use 4 for every model — 8 for Qwen3-Coder and MiniMax would double a term that matters
+- `pairs` = new * context + new * (new + 1) / 2 is the number of causal (query, key) pairs;
+  each costs `4 * layers * q_heads * head_dim` FLOPs (QK^T and AV). Since
+  `kv_bytes_per_token = 4 * layers * kv_heads * head_dim` (K and V, 2 bytes each), that is
+  `gqa * kv_bytes_per_token` with gqa = q_heads / kv_heads (4 for Devstral and Mistral Small;
+  we use 4 for every model - 8 for Qwen3-Coder and MiniMax would double a term that matters
   only at long context).
 - `weight_bytes_read(n)` for a step holding n sequences: a dense model reads all its weights;
   a MoE model reads the experts its tokens touch. With f = active / total parameters, the
-  expected fraction touched by n independent tokens is 1 - (1 - f)^n (f at n = 1, → 1 as n
-  grows), times params · weight_bits / 8.
+  expected fraction touched by n independent tokens is 1 - (1 - f)^n (f at n = 1, -> 1 as n
+  grows), times params * weight_bits / 8.
+- Pipeline parallelism: a step passes through every stage in turn, each holding 1/P of the
+  model on T GPUs, so its latency is the whole model's work on T GPUs; P only adds memory.
+  (vLLM overlaps P micro-batches for throughput; that is not modelled: conservative.)
+- Tensor parallelism: two all-reduces per layer, each costing a fixed latency.
 - A prefill-heavy step is compute-bound (the max picks compute); a decode step is
   bandwidth-bound on weights plus the KV every running sequence reads, so decode time grows
   with the number of running sequences and their context lengths.
 
-KV capacity: `floor((G · memory · memory_utilization - weight_bytes) / (kv_bytes_per_token ·
-block_size))` blocks, vLLM's `gpu_memory_utilization` (0.9) applied the same way; activation
-and CUDA-graph memory are not subtracted. `SimSettings.kv_blocks` overrides it.
+KV capacity: `floor((T * P * memory * memory_utilization - weight_bytes) /
+(kv_bytes_per_token * block_size))` blocks, vLLM's `gpu_memory_utilization` (0.9) applied
+the same way; activation and CUDA-graph memory are not subtracted. `SimSettings.kv_blocks`
+overrides it.
 
 Constants and their sources are listed in docs/SIMULATOR.md.
 """
@@ -77,6 +83,7 @@ class Efficiency:
     bandwidth: float = 0.8  # achieved / peak HBM bandwidth in decode GEMVs and attention
     memory_utilization: float = 0.9  # vLLM's default gpu_memory_utilization
     step_overhead_s: float = 0.002  # scheduler + launch overhead per step (CUDA graphs)
+    allreduce_s: float = 8e-6  # latency of one tensor-parallel all-reduce over NVLink
     gqa: float = 4.0  # query heads per KV head in the attention FLOP term
 
 
@@ -108,10 +115,12 @@ class PerformanceModel:
         self.gpu = gpu
         self.eff = efficiency or Efficiency()
         self.gpus = spec.parallelism.gpus
+        tensor = spec.parallelism.tensor
         self.weight_bytes = spec.params_b * 1e9 * spec.weight_bits / 8
         self._active_fraction = spec.active_params_b / spec.params_b
-        self._flops = self.gpus * gpu.bf16_flops * self.eff.mfu
-        self._bandwidth = self.gpus * gpu.hbm_bandwidth * self.eff.bandwidth
+        self._flops = tensor * gpu.bf16_flops * self.eff.mfu
+        self._bandwidth = tensor * gpu.hbm_bandwidth * self.eff.bandwidth
+        self._comm_s = 2 * spec.num_layers * self.eff.allreduce_s if tensor > 1 else 0.0
 
     @classmethod
     def for_gpu(cls, spec: ModelSpec, gpu: GpuKind) -> PerformanceModel:
@@ -135,7 +144,7 @@ class PerformanceModel:
         compute = flops / self._flops
         weights = self.weight_bytes_read(load.sequences) / self._bandwidth
         kv_read = self.spec.kv_bytes_per_token * load.kv_tokens_read / self._bandwidth
-        return self.eff.step_overhead_s + max(compute, weights) + kv_read
+        return self.eff.step_overhead_s + max(compute, weights) + kv_read + self._comm_s
 
     def prefill_time(self, new_tokens: int, cached_tokens: int = 0) -> float:
         """One sequence's prefill of `new_tokens` on top of `cached_tokens`, as one step."""

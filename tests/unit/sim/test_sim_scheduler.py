@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.config import load_builtin_catalog
+from cluster.config import SimSettings, load_builtin_catalog
 from deployments.engines.sim.kv_cache import BlockKVCache
 from deployments.engines.sim.scheduler import Scheduler, SimSequence, StepResult
 from deployments.engines.sim.timing import PerformanceModel
@@ -178,3 +178,22 @@ def test_without_prefix_caching_nothing_is_cached() -> None:
     run(s)
     s.add(seq("b", prompt=64, output=1, hashes=[1, 2, 3, 4]))
     assert s.step().admitted[0].cached_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("model_id", "settings", "capacity", "caching"),
+    [
+        ("qwen/qwen3-coder-flash", {}, 52769, True),
+        ("qwen/qwen3-coder-flash", {"kv_blocks": 100, "block_size": 32}, 100, True),
+        ("minimax/minimax-m1", {"max_num_seqs": 3}, 366210, False),
+    ],
+)
+def test_for_model_builds_the_replica_the_settings_describe(
+    model_id: str, settings: dict[str, int], capacity: int, caching: bool
+) -> None:
+    spec = load_builtin_catalog().find(model_id)
+    assert spec is not None
+    s = Scheduler.for_model(spec, SimSettings.model_validate(settings))
+    assert s.cache.capacity == capacity and s.cache.caching is caching
+    assert s.cache.block_size == settings.get("block_size", 16)
+    assert s.max_num_seqs == settings.get("max_num_seqs", 256)
