@@ -6,7 +6,7 @@ directly with a virtual clock.
 
 from deployments.engines.sim.clock import Clock, RealClock, VirtualClock
 from deployments.engines.sim.engine import SimEngine
-from deployments.engines.sim.kv_cache import BlockKVCache, block_hashes
+from deployments.engines.sim.kv_cache import BlockKVCache, block_hashes, request_extra_keys
 from deployments.engines.sim.scheduler import Admitted, Scheduler, SimSequence, StepResult
 from deployments.engines.sim.timing import (
     GPU_SPECS,
@@ -35,4 +35,5 @@ __all__ = [
     "VirtualClock",
     "block_hashes",
     "render_chat",
+    "request_extra_keys",
 ]

@@ -34,6 +34,7 @@ from cluster.errors import (
     ModelyardError,
 )
 from deployments.engines.sim.clock import Clock, RealClock
+from deployments.engines.sim.kv_cache import request_extra_keys
 from deployments.engines.sim.scheduler import Scheduler, SimSequence, StepResult
 from deployments.engines.sim.text import OutputPlan, plan_output
 from deployments.engines.sim.timing import Efficiency
@@ -181,9 +182,7 @@ class SimEngine:
             seed=self.settings.seed,
             think_tags=spec.reasoning_parser == "think_tags",
         )
-        extra = [f"lora:{request.adapter}"] if request.adapter else []
-        if request.cache_salt:
-            extra.append(f"salt:{request.cache_salt}")
+        extra = request_extra_keys(request.adapter, request.cache_salt)
         bs = self._cache.block_size
         hashes = self._cache.hash_tokens(ids, extra) if spec.prefix_caching else []
         seq = SimSequence(

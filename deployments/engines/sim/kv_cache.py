@@ -42,6 +42,7 @@ Hash-level API (the router benchmark feeds precomputed hashes, e.g. one per Moon
 Token-level convenience on top:
 
     block_hashes(token_ids, block_size, extra_keys=()) -> list[int]   (module function)
+    request_extra_keys(adapter, cache_salt) -> list[str]              (module function)
     cache.hash_tokens(token_ids, extra_keys=()) -> list[int]
     cache.acquire_tokens(seq_id, token_ids, *, extra_keys=(), lora_name=None) -> int | None
         returns cached TOKENS; at most `len(token_ids) - 1` of them, rounded down to whole
@@ -61,6 +62,16 @@ from cluster.engine import KVEvent
 EventSink = Callable[[list[KVEvent]], None]
 
 _HASH_MASK = (1 << 63) - 1  # non-negative and within int64, as msgpack and protobuf expect
+
+
+def request_extra_keys(adapter: str | None, cache_salt: str | None) -> list[str]:
+    """The extra keys SimEngine hashes with: `lora:<adapter>` then `salt:<cache_salt>`,
+    each only when set (a plain request hashes with none). A router that wants to
+    predict the simulator's block hashes must use the same keys."""
+    keys = [f"lora:{adapter}"] if adapter else []
+    if cache_salt:
+        keys.append(f"salt:{cache_salt}")
+    return keys
 
 
 def block_hashes(

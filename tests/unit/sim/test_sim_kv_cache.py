@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.engine import KVEvent
-from deployments.engines.sim.kv_cache import BlockKVCache, block_hashes
+from deployments.engines.sim.kv_cache import BlockKVCache, block_hashes, request_extra_keys
 
 BS = 4  # a small block size keeps the tables readable
 
@@ -249,3 +249,19 @@ def test_without_caching_nothing_hits_and_nothing_is_published() -> None:
     cache.clear()
     assert rec.events == []
     assert cache.free_blocks == 8, "blocks are freed at release, not kept for reuse"
+
+
+@pytest.mark.parametrize(
+    ("adapter", "salt", "keys"),
+    [
+        (None, None, []),
+        ("ad", None, ["lora:ad"]),
+        (None, "s", ["salt:s"]),
+        ("ad", "s", ["lora:ad", "salt:s"]),
+        ("", "", []),
+    ],
+)
+def test_request_extra_keys_convention(
+    adapter: str | None, salt: str | None, keys: list[str]
+) -> None:
+    assert request_extra_keys(adapter, salt) == keys
