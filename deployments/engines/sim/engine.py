@@ -136,6 +136,7 @@ class SimEngine:
         if live is not None:
             self._scheduler.abort(request_id)
             live.queue.put_nowait(None)
+            self._wake.set()
 
     def stats(self) -> EngineStats:
         return EngineStats(
@@ -241,6 +242,7 @@ class SimEngine:
             if self._live.get(request_id) is live:
                 del self._live[request_id]
                 self._scheduler.abort(request_id)
+                self._wake.set()
 
     async def _event_stream(
         self, queue: asyncio.Queue[KVEventBatch | None]
@@ -258,25 +260,37 @@ class SimEngine:
     # ---- the loop --------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """Step, sleep until the step's simulated end, deliver. Sleeping to a deadline
+        (rather than for each duration) absorbs the host's own time per step; when the host
+        falls behind, the debt is dropped instead of being caught up in a burst."""
         try:
+            deadline = self._clock.now()
             while not self._closed:
                 if not self._scheduler.has_work:
-                    self._wake.clear()
-                    await self._wake.wait()
+                    await self._idle()
+                    deadline = self._clock.now()
                     continue
                 result = self._scheduler.step()
                 if result.scheduled_tokens == 0 and not result.finished:
                     # Nothing could be scheduled (cannot happen with a consistent cache):
                     # wait for a new request or an abort instead of spinning.
-                    self._wake.clear()
-                    await self._wake.wait()
+                    await self._idle()
+                    deadline = self._clock.now()
                     continue
-                await self._clock.sleep(result.duration_s)
+                deadline += result.duration_s
+                delay = deadline - self._clock.now()
+                if delay < 0:
+                    deadline, delay = self._clock.now(), 0.0
+                await self._clock.sleep(delay)
                 self._deliver(result)
                 self._publish()
         except Exception as exc:  # the loop must not die silently: fail every stream
             self._fail_all(EngineUnavailable(f"simulator loop failed: {exc!r}"))
             raise
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        await self._wake.wait()
 
     def _deliver(self, result: StepResult) -> None:
         for admitted in result.admitted:

@@ -246,3 +246,24 @@ async def test_lifecycle_errors() -> None:
         await eng.check_health()
     with pytest.raises(EngineUnavailable):
         await eng.start()
+
+
+async def test_a_real_clock_runs_simulated_time_at_speedup() -> None:
+    request = req("sp", max_tokens=60)
+    virtual = VirtualClock()
+    eng = SimEngine(served(QWEN), replica_id="r0", clock=virtual)
+    await eng.start()
+    await run(eng, request)
+    await eng.shutdown()
+    simulated = virtual.now()
+    assert simulated > 0.1  # prefill + 60 decode steps of a few ms each
+
+    speedup = 2.0
+    eng = SimEngine(served(QWEN, speedup=speedup), replica_id="r0")  # RealClock(speedup)
+    await eng.start()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await run(eng, request)
+    wall = loop.time() - start
+    await eng.shutdown()
+    assert simulated / speedup * 0.9 <= wall <= simulated / speedup + 1.0
