@@ -6,7 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from conftest import (
+
+from cluster.api.messages import SystemMessage, UserMessage
+from cluster.api.responses import ChatCompletionChunk
+from cluster.api.validation import validate_chat, validate_completion
+from cluster.engine import EngineChunk, EngineRequest, ToolCallDelta, Usage
+from cluster.errors import ContextLengthExceeded, ModelNotFound
+from cluster.service.requests import SAFE_PROMPT
+from tests.unit.service.scripted import (
     DEVSTRAL,
     MINIMAX,
     MISTRAL,
@@ -16,13 +23,6 @@ from conftest import (
     build_rig,
     text_chunks,
 )
-
-from cluster.api.messages import SystemMessage, UserMessage
-from cluster.api.responses import ChatCompletionChunk
-from cluster.api.validation import validate_chat, validate_completion
-from cluster.engine import EngineChunk, EngineRequest, ToolCallDelta, Usage
-from cluster.errors import ContextLengthExceeded, ModelNotFound
-from cluster.service.requests import SAFE_PROMPT
 
 
 def chat(model: str = QWEN, **fields: Any):  # type: ignore[no-untyped-def]

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import MINIMAX, QWEN, ScriptedEngine, build_rig, served_model, text_chunks
 from opentelemetry.trace import StatusCode
 
 from cluster.api.validation import validate_chat
@@ -21,6 +20,14 @@ from cluster.errors import (
     RateLimited,
 )
 from cluster.service import EngineBackend
+from tests.unit.service.scripted import (
+    MINIMAX,
+    QWEN,
+    ScriptedEngine,
+    build_rig,
+    served_model,
+    text_chunks,
+)
 
 
 def chat(**fields: Any):  # type: ignore[no-untyped-def]
