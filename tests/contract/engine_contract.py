@@ -12,6 +12,18 @@ afterwards:
             yield ContractContext.for_model(engine, model)
             await engine.shutdown()
 
+An engine that is slow to start can be shared by the whole class (the suite uses fresh
+prompts per test, so tests stay independent):
+
+    @pytest_asyncio.fixture(scope="module", loop_scope="module")
+    async def shared() -> AsyncIterator[ContractContext]: ...   # start once, yield, shut down
+
+    @pytest.mark.asyncio(loop_scope="module")
+    class TestMyEngineContract(EngineContract):
+        @pytest.fixture
+        def contract(self, shared: ContractContext) -> ContractContext:
+            return shared
+
 The suite asserts structure, counts, caching and resource release — never generated text.
 Requests use fresh random prefixes, so an engine shared by several tests stays valid.
 
