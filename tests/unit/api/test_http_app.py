@@ -59,10 +59,16 @@ def client_for(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
 
 
+@pytest.fixture(scope="module")
+def served() -> list[ServedModel]:
+    return config().served_models(load_builtin_catalog())
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[tuple[httpx.AsyncClient, EngineBackend, dict[str, SimEngine]]]:
+async def sim(
+    served: list[ServedModel],
+) -> AsyncIterator[tuple[httpx.AsyncClient, EngineBackend, dict[str, SimEngine]]]:
     cfg = config()
-    served = cfg.served_models(load_builtin_catalog())
     engines = {m.id: SimEngine(m, replica_id=f"{m.id}#0", clock=VirtualClock()) for m in served}
     backend = EngineBackend(engines)
     await backend.start()
@@ -390,9 +396,10 @@ class BrokenBackend:
         raise RuntimeError("probe exploded")
 
 
-async def test_unexpected_errors_are_generic_500_and_serving_continues() -> None:
-    cfg = config()
-    app = build_gateway_app(cfg, cfg.served_models(load_builtin_catalog()), BrokenBackend())
+async def test_unexpected_errors_are_generic_500_and_serving_continues(
+    served: list[ServedModel],
+) -> None:
+    app = build_gateway_app(config(), served, BrokenBackend())
     async with client_for(app) as client:
         for _ in range(2):
             response = await client.post(
@@ -404,9 +411,8 @@ async def test_unexpected_errors_are_generic_500_and_serving_continues() -> None
         assert (await client.get("/v1/models")).status_code == 200
 
 
-async def test_error_after_stream_start_is_an_event_then_done() -> None:
-    cfg = config()
-    app = build_gateway_app(cfg, cfg.served_models(load_builtin_catalog()), BrokenBackend())
+async def test_error_after_stream_start_is_an_event_then_done(served: list[ServedModel]) -> None:
+    app = build_gateway_app(config(), served, BrokenBackend())
     async with client_for(app) as client:
         response = await client.post(
             "/v1/chat/completions", json={"model": QWEN, "messages": [USER], "stream": True}
