@@ -1,0 +1,108 @@
+"""`cluster.errors` ↔ gRPC status codes: the one translation at the gRPC edge.
+
+    InvalidRequest (ContextLengthExceeded, MalformedJSON)  INVALID_ARGUMENT
+    ModelNotFound                                          NOT_FOUND
+    Unauthenticated                                        UNAUTHENTICATED
+    PermissionDenied                                       PERMISSION_DENIED
+    RateLimited, PayloadTooLarge                           RESOURCE_EXHAUSTED
+    EngineUnavailable                                      UNAVAILABLE
+    DeadlineExceeded                                       DEADLINE_EXCEEDED
+    anything else                                          INTERNAL (a generic message)
+
+The details string is the error's message (the same text the HTTP API sends); trailing
+metadata carries what a program needs: `modelyard-error-kind` (the class name, so a client
+can rebuild the typed error), `modelyard-error-code` and `modelyard-error-param` (set only
+when the error has them). The most specific class wins (ContextLengthExceeded is an
+InvalidRequest), because the table is searched along the error's MRO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from cluster.errors import (
+    DeadlineExceeded,
+    EngineUnavailable,
+    ErrorInfo,
+    InvalidRequest,
+    ModelNotFound,
+    ModelyardError,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+)
+
+KIND_KEY = "modelyard-error-kind"
+CODE_KEY = "modelyard-error-code"
+PARAM_KEY = "modelyard-error-param"
+
+Metadata = tuple[tuple[str, str], ...]
+
+STATUS_BY_ERROR: dict[type[ModelyardError], grpc.StatusCode] = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+#: A status that arrived without our trailers (raised by gRPC itself: a deadline the client
+#: enforced, a refused connection, an over-size message) → the error type it means.
+ERROR_BY_STATUS: dict[grpc.StatusCode, type[ModelyardError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+    grpc.StatusCode.NOT_FOUND: ModelNotFound,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
+    grpc.StatusCode.UNAVAILABLE: EngineUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+}
+
+GENERIC_INTERNAL = "The server had an error while processing your request."
+
+
+def status_of(err: ModelyardError) -> grpc.StatusCode:
+    for cls in type(err).__mro__:
+        code = STATUS_BY_ERROR.get(cls)
+        if code is not None:
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def public_error(err: BaseException) -> ModelyardError:
+    """What the caller may learn: a typed error as it is; anything else, only that it
+    happened (the traceback stays in the server log)."""
+    if isinstance(err, ModelyardError) and status_of(err) != grpc.StatusCode.INTERNAL:
+        return err
+    return ModelyardError(GENERIC_INTERNAL)
+
+
+def trailers_of(err: ModelyardError) -> Metadata:
+    pairs = [(KIND_KEY, type(err).__name__)]
+    if err.code is not None:
+        pairs.append((CODE_KEY, err.code))
+    if err.param is not None:
+        pairs.append((PARAM_KEY, err.param))
+    return tuple(pairs)
+
+
+def error_from_status(
+    code: grpc.StatusCode, details: str | None, trailers: Sequence[tuple[str, str | bytes]]
+) -> ModelyardError:
+    """The typed error a failed call means (client side): from our trailers when present,
+    else from the status code alone."""
+    found = {key: value for key, value in trailers if isinstance(value, str)}
+    message = details or code.name
+    kind = found.get(KIND_KEY)
+    if kind is not None:
+        info = ErrorInfo(
+            kind=kind, message=message, param=found.get(PARAM_KEY), code=found.get(CODE_KEY)
+        )
+        return info.to_exception()
+    return ERROR_BY_STATUS.get(code, ModelyardError)(message)
