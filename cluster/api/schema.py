@@ -7,7 +7,8 @@ declaration order, which is why `stream` precedes `stream_options`, `tools` prec
 `tool_choice`, and so on). Rules that span several messages live in
 `cluster.api.validation`.
 
-Accepted but not acted on by any engine: `user` and `metadata` (recorded for tracing only).
+Accepted and not acted on: `user` and `metadata` (OpenAI uses them for abuse monitoring and
+stored completions; modelyard stores neither).
 `logprobs` is refused: no engine here returns log-probabilities yet.
 """
 

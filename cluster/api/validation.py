@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 
 from cluster.api.messages import AssistantMessage, Message, ToolMessage
 from cluster.api.schema import ChatCompletionRequest, CompletionRequest
+from cluster.config.loader import field_path
 from cluster.errors import InvalidRequest, MalformedJSON
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -48,14 +49,6 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
             f"The request body must be a JSON object, not a JSON {type(data).__name__}."
         )
     return data
-
-
-def field_path(loc: Loc) -> str:
-    """('messages', 1, 'tool_call_id') -> 'messages[1].tool_call_id'."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + part
-    return out
 
 
 def _client_loc(loc: Loc, data: object, *, keep_last: bool) -> Loc:
