@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cluster.cli import models_prepare
 from cluster.config.catalog import Catalog, ModelSpec, load_builtin_catalog
 
 
@@ -16,6 +17,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--config", type=Path, default=None, help="also include the file's catalog additions"
     )
     listing.set_defaults(run=run_list)
+    models_prepare.register(sub)
 
 
 def _row(spec: ModelSpec) -> list[str]:
