@@ -6,29 +6,34 @@ Pure (no Ray import): `deployments.placement` turns a `PlacementPlan` into Ray S
 Bundle layout of one replica (Ray Serve schedules the replica actor in bundle 0):
 
     index 0                 {"CPU": replica_cpus}     the replica actor (engine driver)
-    index 1 + r             {"GPU": 1}                GPU rank r, r = 0 … tensor x pipeline - 1
+    index 1 … G             {"GPU": 1}                one per GPU rank, G = tensor x pipeline
 
-Rank r belongs to pipeline stage `r // tensor` with tensor-parallel rank `r % tensor`, so the
-GPU ranks are the contiguous bundle indices `1 … tensor x pipeline` (`PlacementPlan.gpu_bundles`).
-vLLM's Ray executor, started inside the replica, takes "the first world_size bundles that
-have a GPU" of the current placement group as its workers in that order (the CPU bundle 0 is
-skipped because it has no GPU; `VLLM_RAY_BUNDLE_INDICES` can name them explicitly — use
-`PlacementPlan.gpu_bundles`). One GPU per bundle is also what vLLM requires.
+The GPU bundles are indices `1 … G` (`PlacementPlan.gpu_bundles`); one GPU per bundle is
+what vLLM's Ray executor requires. Which bundle becomes which rank is decided by where Ray
+put the bundles, not by their index: `PACK` fills nodes but does NOT keep bundle order
+(seen here: on two 8-GPU nodes bundles 1-7 and 9 landed on one node, 8 and 10-16 on the
+other). vLLM's Ray executor (started inside the replica, it uses "the first G bundles that
+have a GPU", or `VLLM_RAY_BUNDLE_INDICES`) re-ranks its workers so that the workers of one
+node are adjacent, driver's node first. Rank r then belongs to pipeline stage `r // tensor`,
+so a tensor-parallel group stays inside a node iff every node holds a multiple of `tensor`
+GPU bundles. `rank_bundles(plan, bundle_nodes)` gives the same node-grouped order for an
+actual placement (usable as `VLLM_RAY_BUNDLE_INDICES`), and `layout_violations` checks that
+invariant.
 
 Strategy (why):
-- tensor x pipeline ≤ gpus_per_node → `STRICT_PACK`: the whole replica on one node, so
+- tensor x pipeline <= gpus_per_node -> `STRICT_PACK`: the whole replica on one node, so
   tensor-parallel all-reduces and pipeline sends stay on NVLink.
-- otherwise the pipeline stages must span nodes → `PACK`: Ray fills a node before opening
-  the next. Each stage's TP group must fit one node (tensor ≤ gpus_per_node), and the
-  node size must be a whole number of stages (gpus_per_node % tensor == 0) so that packing
-  node after node never cuts a TP group in two. Only pipeline traffic (one activation tensor
+- otherwise the pipeline stages must span nodes -> `PACK`: Ray fills a node before opening
+  the next. Each stage's TP group must fit one node (tensor <= gpus_per_node), and the
+  node size must be a whole number of stages (gpus_per_node % tensor == 0) so that filling
+  empty nodes gives each node whole TP groups. Only pipeline traffic (one activation tensor
   per micro-batch) then crosses nodes.
 
 Nodes needed = ceil(pipeline / stages_per_node) with stages_per_node = gpus_per_node // tensor.
-Example: MiniMax-M1, TP 8 x PP 2 on 8-GPU nodes → 16 GPU bundles, PACK, 2 nodes, 8 per node.
+Example: MiniMax-M1, TP 8 x PP 2 on 8-GPU nodes -> 16 GPU bundles, PACK, 2 nodes, 8 per node.
 
-`PACK` is best effort: on a cluster whose nodes are partly taken, Ray may place a replica
-differently; `layout_violations` checks an actual placement against the plan.
+`PACK` is best effort: on nodes that are partly taken Ray may split a replica 4 + 8 + 4;
+`layout_violations` reports that (the model deployment logs it at replica start).
 """
 
 from __future__ import annotations
@@ -160,21 +165,36 @@ def plan_for(
     )
 
 
+def rank_bundles(plan: PlacementPlan, bundle_nodes: Sequence[str]) -> list[int]:
+    """GPU bundle indices in rank order for an actual placement: grouped by node.
+
+    `bundle_nodes[i]` is the node id of bundle i. Nodes are ordered by their lowest GPU
+    bundle index, bundles within a node by index — the grouping vLLM's executor applies.
+    """
+    by_node: dict[str, list[int]] = {}
+    for index in plan.gpu_bundles:
+        by_node.setdefault(bundle_nodes[index], []).append(index)
+    return [index for indices in by_node.values() for index in indices]
+
+
 def layout_violations(plan: PlacementPlan, bundle_nodes: Sequence[str]) -> list[str]:
     """Check an actual placement (node id of each bundle, by bundle index) against the plan.
 
-    Returns human-readable problems; empty means every TP group sits on one node and the
-    replica uses no more nodes than planned.
+    Returns human-readable problems; empty means every node holds whole tensor-parallel
+    groups (a multiple of `tensor` GPU bundles) and the replica uses no more nodes than
+    planned.
     """
     if len(bundle_nodes) != len(plan.bundles):
         return [f"expected {len(plan.bundles)} bundles, got {len(bundle_nodes)}"]
-    problems = []
-    for stage in range(len(plan.stage_gpus)):
-        ranks = range(stage * plan.tensor, (stage + 1) * plan.tensor)
-        nodes = {bundle_nodes[1 + r] for r in ranks}
-        if len(nodes) > 1:
-            problems.append(f"stage {stage}: tensor-parallel group spans {len(nodes)} nodes")
-    used = {bundle_nodes[i] for i in plan.gpu_bundles}
-    if len(used) > plan.nodes:
-        problems.append(f"GPU ranks span {len(used)} nodes, planned {plan.nodes}")
+    counts: dict[str, int] = {}
+    for index in plan.gpu_bundles:
+        counts[bundle_nodes[index]] = counts.get(bundle_nodes[index], 0) + 1
+    problems = [
+        f"node {node[:12]} holds {n} GPU ranks, not a multiple of tensor={plan.tensor}: "
+        "a tensor-parallel group spans nodes"
+        for node, n in counts.items()
+        if n % plan.tensor
+    ]
+    if len(counts) > plan.nodes:
+        problems.append(f"GPU ranks span {len(counts)} nodes, planned {plan.nodes}")
     return problems

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.config.settings import ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
 from cluster.errors import EngineUnavailable, ModelyardError
-from cluster.placement_plan import PlacementPlan, layout_violations
+from cluster.placement_plan import PlacementPlan, layout_violations, rank_bundles
 from deployments.engines.factory import build_engine
 from deployments.placement import replica_options
 
@@ -50,7 +50,8 @@ class ModelReplica:
         self._model = model
         self._plan = plan
         self._replica_id = current_replica_id()
-        self._check_layout()
+        # GPU bundle indices in rank order (grouped by node); for engines that start workers.
+        self.rank_bundles: list[int] = self._check_layout()
         self._engine: Engine = build_engine(model, replica_id=self._replica_id)
         await self._engine.start()
         self._closed = False
@@ -62,21 +63,22 @@ class ModelReplica:
             plan.gpus,
         )
 
-    def _check_layout(self) -> None:
-        """Log (do not fail) when Ray placed the GPU bundles otherwise than planned."""
+    def _check_layout(self) -> list[int]:
+        """Rank order of this replica's GPU bundles; logs (does not fail) a bad placement."""
         if self._plan.gpus == 0:
-            return
+            return []
         import ray.util
 
         group = ray.util.get_current_placement_group()
         if group is None:
             logger.warning("replica %s runs outside a placement group", self._replica_id)
-            return
+            return self._plan.gpu_bundles
         row = ray.util.placement_group_table(group)
         nodes = row.get("bundles_to_node_id", {})
         placed = [str(nodes.get(i, "")) for i in range(len(self._plan.bundles))]
         for problem in layout_violations(self._plan, placed):
             logger.warning("replica %s placement: %s", self._replica_id, problem)
+        return rank_bundles(self._plan, placed)
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
         """Stream one generation; errors become a final chunk carrying `ErrorInfo`."""
@@ -120,6 +122,7 @@ class ModelReplica:
             "simulated": self._engine.simulated,
             "replica_id": self._replica_id,
             "gpus": self._plan.gpus,
+            "rank_bundles": self.rank_bundles,
         }
 
     async def health(self) -> bool:

@@ -7,7 +7,7 @@ import pytest
 from cluster.config import ModelDeployment, Parallelism, RaySettings, ServedModel
 from cluster.config.catalog import load_builtin_catalog
 from cluster.errors import ConfigError
-from cluster.placement_plan import layout_violations, plan_for, plan_placement
+from cluster.placement_plan import layout_violations, plan_for, plan_placement, rank_bundles
 
 CATALOG = load_builtin_catalog()
 
@@ -113,15 +113,34 @@ def test_cpu_only_plan_still_rejects_tp_wider_than_a_node() -> None:
         plan_placement(Parallelism(tensor=16), gpus_per_node=8, reserve_gpus=False)
 
 
+# Seen on a 3-node cluster (head + two 8-GPU workers): PACK keeps counts, not bundle order.
+INTERLEAVED = ["b"] + ["a"] * 7 + ["b", "a"] + ["b"] * 7
+
+
 @pytest.mark.parametrize(
     ("bundle_nodes", "problems"),
     [
         (["a"] + ["a"] * 8 + ["b"] * 8, []),
         (["b"] + ["a"] * 8 + ["b"] * 8, []),  # the actor's CPU bundle may sit anywhere
-        (["a"] + ["a"] * 6 + ["b"] * 10, ["stage 0: tensor-parallel group spans 2 nodes"]),
+        (INTERLEAVED, []),
+        (
+            ["a"] + ["a"] * 6 + ["b"] * 10,
+            [
+                "node a holds 6 GPU ranks, not a multiple of tensor=8: "
+                "a tensor-parallel group spans nodes",
+                "node b holds 10 GPU ranks, not a multiple of tensor=8: "
+                "a tensor-parallel group spans nodes",
+            ],
+        ),
         (
             ["a"] + ["a"] * 8 + ["b"] * 4 + ["c"] * 4,
-            ["stage 1: tensor-parallel group spans 2 nodes", "GPU ranks span 3 nodes, planned 2"],
+            [
+                "node b holds 4 GPU ranks, not a multiple of tensor=8: "
+                "a tensor-parallel group spans nodes",
+                "node c holds 4 GPU ranks, not a multiple of tensor=8: "
+                "a tensor-parallel group spans nodes",
+                "GPU ranks span 3 nodes, planned 2",
+            ],
         ),
         (["a"] * 3, ["expected 17 bundles, got 3"]),
     ],
@@ -129,3 +148,12 @@ def test_cpu_only_plan_still_rejects_tp_wider_than_a_node() -> None:
 def test_layout_violations(bundle_nodes: list[str], problems: list[str]) -> None:
     plan = plan_placement(Parallelism(tensor=8, pipeline=2), gpus_per_node=8)
     assert layout_violations(plan, bundle_nodes) == problems
+
+
+def test_rank_bundles_groups_ranks_by_node() -> None:
+    plan = plan_placement(Parallelism(tensor=8, pipeline=2), gpus_per_node=8)
+    order = rank_bundles(plan, INTERLEAVED)
+    assert order == [1, 2, 3, 4, 5, 6, 7, 9, 8, 10, 11, 12, 13, 14, 15, 16]
+    # Each stage (8 consecutive ranks) sits on one node.
+    for stage in range(2):
+        assert len({INTERLEAVED[i] for i in order[stage * 8 : (stage + 1) * 8]}) == 1
