@@ -8,7 +8,6 @@ import uuid
 
 import grpc
 import pytest
-from conftest import DEVSTRAL, QWEN, Harness, wait_until
 
 from cluster.errors import DeadlineExceeded
 from cluster.grpc.client import (
@@ -21,6 +20,7 @@ from cluster.grpc.client import (
     user,
 )
 from cluster.grpc.gen.modelyard.v1 import common_pb2
+from tests.unit.grpc.harness import DEVSTRAL, QWEN, Harness, wait_until
 
 WEATHER = {
     "type": "object",

@@ -6,12 +6,12 @@ import asyncio
 
 import grpc
 import pytest
-from conftest import DEVSTRAL, QWEN, Harness
 from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cluster.grpc.server import INFERENCE_SERVICE
+from tests.unit.grpc.harness import DEVSTRAL, QWEN, Harness
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -8,15 +8,6 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import (
-    API_KEY,
-    DEVSTRAL,
-    MAX_MESSAGE_BYTES,
-    QWEN,
-    Harness,
-    start_harness,
-    stop_harness,
-)
 
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
@@ -46,6 +37,15 @@ from cluster.grpc.client import (
 from cluster.grpc.gen.modelyard.v1 import chat_pb2, models_pb2
 from cluster.grpc.status import CODE_KEY, GENERIC_INTERNAL, KIND_KEY, PARAM_KEY
 from cluster.grpc.stubs import inference_stub
+from tests.unit.grpc.harness import (
+    API_KEY,
+    DEVSTRAL,
+    MAX_MESSAGE_BYTES,
+    QWEN,
+    Harness,
+    start_harness,
+    stop_harness,
+)
 
 AUTH = (("authorization", f"Bearer {API_KEY}"),)
 
