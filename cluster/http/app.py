@@ -13,6 +13,10 @@ Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
 GET /models, GET /models/{id} (ids contain '/'); and GET /health (200, or 503 when any model
 is unhealthy, with per-model status), GET /metrics (Prometheus text).
 
+API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
+OpenAI error object otherwise; /health and /metrics stay open); `app.state` holds the
+service, authenticator and health probe the gRPC front door shares (`cluster.grpc.lifespan`).
+
 Request bodies are read raw and bounded (`gateway.max_body_bytes` → 413) and validated by
 `cluster.api.validation` (never FastAPI's 422). Responses carry `x-modelyard-engine`
 ("sim (simulated)" or "vllm"). Errors: see `cluster.http.errors`.
@@ -32,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cluster.api.validation import parse_chat_request, parse_completion_request
+from cluster.auth import Authenticator, OpenAccess, build_authenticator
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ModelyardError
 from cluster.http.body import read_body
@@ -70,6 +75,7 @@ def create_app(
     metrics: GatewayMetrics,
     max_body_bytes: int,
     tracer_provider: TracerProvider | None = None,
+    authenticator: Authenticator | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -84,8 +90,11 @@ def create_app(
         openapi_url=None,
         lifespan=lifespan,
     )
+    auth = authenticator or OpenAccess()
     app.state.service = service
     app.state.metrics = metrics
+    app.state.authenticator = auth
+    app.state.health = health
     app.add_middleware(ErrorBoundary)
     app.add_exception_handler(ModelyardError, on_modelyard_error)
     app.add_exception_handler(HTTPException, on_http_exception)
@@ -95,6 +104,7 @@ def create_app(
         return {} if label is None else {ENGINE_HEADER: label}
 
     async def chat_completions(request: Request) -> Response:
+        await auth.authenticate(request.headers.get("authorization"))
         parsed = parse_chat_request(await read_body(request, max_bytes))
         headers = engine_headers(parsed.model)
         if parsed.stream:
@@ -102,16 +112,19 @@ def create_app(
         return _json(await service.chat(parsed), headers)
 
     async def completions(request: Request) -> Response:
+        await auth.authenticate(request.headers.get("authorization"))
         parsed = parse_completion_request(await read_body(request, max_bytes))
         headers = engine_headers(parsed.model)
         if parsed.stream:
             return await _streamed(service.stream_complete(parsed), headers)
         return _json(await service.complete(parsed), headers)
 
-    async def list_models() -> Response:
+    async def list_models(request: Request) -> Response:
+        await auth.authenticate(request.headers.get("authorization"))
         return _json(service.list_models())
 
-    async def get_model(model_id: str) -> Response:
+    async def get_model(request: Request, model_id: str) -> Response:
+        await auth.authenticate(request.headers.get("authorization"))
         return _json(service.get_model(model_id))
 
     max_bytes = max_body_bytes
@@ -154,4 +167,5 @@ def build_gateway_app(
         metrics=metrics,
         max_body_bytes=config.gateway.max_body_bytes,
         tracer_provider=provider,
+        authenticator=build_authenticator(config.auth),
     )
