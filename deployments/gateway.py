@@ -4,7 +4,8 @@ Ray Serve 2.60's `serve.ingress()` without an app defers the app to replica star
 class defines `__serve_build_asgi_app__`, which Serve calls after the constructor. That is
 where the FastAPI app is built, so it holds this replica's `DeploymentHandle`s (Serve
 replaces the bound model deployments passed to `bind` by handles) and nothing of it has to
-be pickled.
+be pickled. With `gateway.grpc_port` set, the app's lifespan also runs the gRPC API
+(`cluster.grpc.lifespan`) on the replica's event loop, sharing the app's core.
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ class Gateway:
         self._handles = handles
 
     def __serve_build_asgi_app__(self) -> FastAPI:
+        from cluster.grpc.lifespan import attach_grpc_server
         from cluster.http import build_gateway_app
 
         served = self._config.served_models(load_builtin_catalog())
-        return build_gateway_app(self._config, served, HandleBackend(self._handles))
+        app = build_gateway_app(self._config, served, HandleBackend(self._handles))
+        # With gateway.grpc_port set, the gRPC API runs beside the app, over the same core.
+        attach_grpc_server(app, self._config.gateway)
+        return app
 
 
 def bind_gateway(config: ClusterConfig, handles: dict[str, Application]) -> Application:
