@@ -83,46 +83,54 @@ class PrefixIndex:
 
     # ---- the query -------------------------------------------------------------------
 
-    def match(self, hashes: Sequence[int], now: float) -> dict[str, Match]:
-        """Leading-block matches per replica (replicas with none are absent). Pure."""
+    def match_blocks(
+        self, hashes: Sequence[int], now: float, *, exact_only: bool = False
+    ) -> dict[str, int]:
+        """Leading blocks of `hashes` each replica holds (absent: none). Pure.
+
+        Counts live provisional entries too unless `exact_only`. One dict lookup and a
+        few integer operations per block; a replica's length is written once, when it
+        drops out of the walk (or at the end).
+        """
         blocks = self._blocks
-        width = len(self._ids)
-        alive = exact_alive = (1 << width) - 1
-        exact_len: dict[int, int] = {}
-        total_len: dict[int, int] = {}
+        ids = self._ids
+        alive = (1 << len(ids)) - 1
+        out: dict[str, int] = {}
         n = 0
         for h in hashes:
             entry = blocks.get(h)
             if entry is None:
                 break
             mask = entry.exact
-            if entry.prov:
+            if entry.prov and not exact_only:
                 for slot, expires in entry.prov.items():
                     if expires > now:
                         mask |= 1 << slot
-            new_exact = exact_alive & entry.exact
-            if new_exact != exact_alive:
-                if n:
-                    _record(exact_alive & ~new_exact, n, exact_len)
-                exact_alive = new_exact
             new = alive & mask
             if new != alive:
                 if n:
-                    _record(alive & ~new, n, total_len)
+                    dropped = alive & ~new
+                    while dropped:
+                        low = dropped & -dropped
+                        rid = ids[low.bit_length() - 1]
+                        if rid is not None:
+                            out[rid] = n
+                        dropped ^= low
                 alive = new
                 if not alive:
-                    break
+                    return out
             n += 1
-        if alive and n:
-            _record(alive, n, total_len)
-        if exact_alive and n:
-            _record(exact_alive, n, exact_len)
-        out: dict[str, Match] = {}
-        for slot, length in total_len.items():
-            rid = self._ids[slot]
-            if rid is not None:
-                out[rid] = Match(blocks=length, exact_blocks=exact_len.get(slot, 0))
+        if n:
+            _record(alive, n, ids, out)
         return out
+
+    def match(self, hashes: Sequence[int], now: float) -> dict[str, Match]:
+        """Leading-block matches per replica, split into all and exact-only. Pure."""
+        total = self.match_blocks(hashes, now)
+        if not total:
+            return {}
+        exact = self.match_blocks(hashes, now, exact_only=True)
+        return {rid: Match(blocks=n, exact_blocks=exact.get(rid, 0)) for rid, n in total.items()}
 
     # ---- mutations (router hooks) ----------------------------------------------------
 
@@ -254,9 +262,11 @@ class PrefixIndex:
             del self._blocks[h]
 
 
-def _record(mask: int, length: int, into: dict[int, int]) -> None:
-    """Set `into[slot] = length` for every slot bit in `mask`."""
+def _record(mask: int, length: int, ids: list[str | None], into: dict[str, int]) -> None:
+    """Set `into[replica] = length` for every replica slot bit in `mask`."""
     while mask:
         low = mask & -mask
-        into[low.bit_length() - 1] = length
+        rid = ids[low.bit_length() - 1]
+        if rid is not None:
+            into[rid] = length
         mask ^= low

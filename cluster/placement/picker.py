@@ -1,6 +1,6 @@
 """Pickers: turn the candidates' total scores into one choice.
 
-- `MaxPicker`: the highest total; ties (within 1e-12) are broken by a hash of
+- `MaxPicker`: the highest total; exact ties are broken by a hash of
   (seed, request id, replica id), so equal replicas share work evenly and the same
   request always lands on the same replica for the same scores.
 - `SoftmaxPicker`: replica j with probability exp((t_j - t_max) / τ) / Σ_k exp(…); the
@@ -14,8 +14,6 @@ import hashlib
 import math
 from collections.abc import Sequence
 from typing import Protocol
-
-_TIE = 1e-12
 
 
 def _unit(seed: int, *parts: str) -> float:
@@ -40,9 +38,9 @@ class MaxPicker:
 
     def pick(self, request_id: str, replica_ids: Sequence[str], totals: Sequence[float]) -> int:
         best = max(totals)
-        tied = [i for i, t in enumerate(totals) if t >= best - _TIE]
-        if len(tied) == 1:
-            return tied[0]
+        if totals.count(best) == 1:
+            return totals.index(best)
+        tied = [i for i, t in enumerate(totals) if t == best]
         return min(tied, key=lambda i: _unit(self.seed, request_id, replica_ids[i]))
 
 

@@ -101,8 +101,7 @@ class Router:
         for scorer, weight in self.scorers:
             scores = scorer.score(request, candidates, ctx)
             per_scorer.append((scorer.name, scores))
-            for i, s in enumerate(scores):
-                totals[i] += weight * s
+            totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
         ids = [c.replica_id for c in candidates]
         i = self.picker.pick(request.request_id, ids, totals)
         return Decision(
@@ -118,28 +117,44 @@ class Router:
     ) -> ScoreContext:
         backlogs = [c.queued_prefill_tokens for c in candidates]
         low = min(backlogs)
-        scale = float(max(request.prompt_tokens, 1) + max(backlogs) - low)
+        high = max(backlogs)
         limit = self.settings.load_guard.max_excess_tokens
-        guarded = [b - low > limit for b in backlogs]
-        matched = [0.0] * len(candidates)
-        if request.prefix_caching and request.block_hashes:
-            matches = self.index.match(request.block_hashes, now)
-            if matches:
-                tokens = self.settings.index.block_tokens
-                w_prov = self.settings.index.provisional_weight
-                for i, c in enumerate(candidates):
-                    m = matches.get(c.replica_id)
-                    if m is not None:
-                        matched[i] = tokens * (
-                            m.exact_blocks + w_prov * (m.blocks - m.exact_blocks)
-                        )
+        if high - low > limit:
+            guarded = [b - low > limit for b in backlogs]
+        else:
+            guarded = [False] * len(candidates)
         return ScoreContext(
-            matched_tokens=matched,
+            matched_tokens=self._matched_tokens(request, candidates, now),
             guarded=guarded,
             min_backlog=low,
-            token_scale=scale,
+            token_scale=float(max(request.prompt_tokens, 1) + high - low),
             session_replica=self._session_replica(request.session_id, now),
         )
+
+    def _matched_tokens(
+        self, request: RouteRequest, candidates: Sequence[ReplicaLoad], now: float
+    ) -> list[float]:
+        """Cached-token credit per candidate: T * (exact + w_prov * provisional blocks)."""
+        if not request.prefix_caching or not request.block_hashes:
+            return [0.0] * len(candidates)
+        tokens = self.settings.index.block_tokens
+        w_prov = self.settings.index.provisional_weight
+        if w_prov == 1.0:
+            lengths = self.index.match_blocks(request.block_hashes, now)
+            if not lengths:
+                return [0.0] * len(candidates)
+            get = lengths.get
+            return [float(tokens * get(c.replica_id, 0)) for c in candidates]
+        matches = self.index.match(request.block_hashes, now)
+        out: list[float] = []
+        for c in candidates:
+            m = matches.get(c.replica_id)
+            out.append(
+                0.0
+                if m is None
+                else tokens * (m.exact_blocks + w_prov * (m.blocks - m.exact_blocks))
+            )
+        return out
 
     def _session_replica(self, session_id: str | None, now: float) -> str | None:
         if session_id is None:

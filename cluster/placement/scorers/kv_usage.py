@@ -22,4 +22,10 @@ class KVUsageScorer:
     def score(
         self, request: RouteRequest, candidates: Sequence[ReplicaLoad], ctx: ScoreContext
     ) -> list[float]:
-        return [1.0 - min(1.0, max(0.0, c.kv_usage)) for c in candidates]
+        return [_free(c.kv_usage) for c in candidates]
+
+
+def _free(usage: float) -> float:
+    if usage <= 0.0:
+        return 1.0
+    return 0.0 if usage >= 1.0 else 1.0 - usage

@@ -41,7 +41,9 @@ class PrefixScorer:
         cap = request.prompt_tokens
         scale = ctx.token_scale
         discount = self.guard_discount
+        if not any(ctx.guarded):
+            return [(m if m < cap else cap) / scale for m in ctx.matched_tokens]
         return [
-            min(m, cap) / scale * (discount if guarded else 1.0)
+            (m if m < cap else cap) / scale * (discount if guarded else 1.0)
             for m, guarded in zip(ctx.matched_tokens, ctx.guarded, strict=True)
         ]

@@ -1,0 +1,249 @@
+"""`modelyard bench route`: replay a Mooncake trace through placement policies.
+
+    modelyard bench route --trace FILE [--requests N] [--replicas R] [--kv-blocks B]
+        [--block-tokens T] [--policy P ...] [--speedup X] [--seed S] [--json] [--plot PNG]
+
+In-process: each policy routes the same trace over R fresh simulated replicas (the
+simulator's scheduler and block KV cache for `--model` on `--gpu`, on a virtual clock),
+fast and deterministic. This module is the composition root for the bench: it imports
+`deployments.engines.sim` inside the command (never Ray or vLLM), so `modelyard` itself
+starts without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cluster.bench.policies import BASELINES, POLICIES
+from cluster.bench.replay import Progress, ReplicaFactory, StepReport
+from cluster.bench.runner import ProgressFactory
+from cluster.config.catalog import ModelSpec
+from cluster.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cluster.engine import KVEvent
+    from deployments.engines.sim.scheduler import Scheduler
+
+DEFAULT_POLICIES = ("modelyard", *BASELINES)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `bench` with its `route` subcommand."""
+    bench = commands.add_parser("bench", help="benchmarks")
+    sub = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
+    add_route(sub)
+
+
+def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "route",
+        help="replay a trace through placement policies on simulated replicas",
+        description="Replay a Mooncake-format trace (timestamp ms, input_length, "
+        "output_length, hash_ids) against simulated replicas, once per policy.",
+    )
+    p.add_argument("--trace", type=Path, help="Mooncake-format JSONL trace")
+    p.add_argument("--requests", type=int, default=None, help="first N requests (default all)")
+    p.add_argument("--replicas", type=int, default=4)
+    p.add_argument("--kv-blocks", type=int, default=4000, help="KV cache blocks per replica")
+    p.add_argument(
+        "--block-tokens", type=int, default=512, help="tokens per block (512 for Mooncake)"
+    )
+    p.add_argument(
+        "--policy",
+        action="append",
+        choices=POLICIES,
+        help=f"repeatable; default: {' '.join(DEFAULT_POLICIES)} (baselines always run)",
+    )
+    p.add_argument("--speedup", type=float, default=1.0, help="trace time compression")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--model", default="qwen/qwen3-coder-flash", help="catalog model (timing, prices)"
+    )
+    p.add_argument("--gpu", default="h100", choices=["h100", "h200", "a100"])
+    p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--max-num-batched-tokens", type=int, default=8192)
+    p.add_argument("--json", action="store_true", help="print machine-readable results")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG of hit rate and TTFT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--decision-cost",
+        action="store_true",
+        help="instead of a replay: time Router.select for --prompt-tokens among --replicas",
+    )
+    p.add_argument("--prompt-tokens", type=int, default=32_768)
+    p.add_argument("--decisions", type=int, default=5000)
+    p.set_defaults(run=run)
+
+
+class _SchedulerReplica:
+    """The simulator's `Scheduler` + `BlockKVCache` as the replay's `SimReplica`."""
+
+    def __init__(self, scheduler: Scheduler, events: list[KVEvent]) -> None:
+        self._scheduler = scheduler
+        self._cache = scheduler.cache
+        self._events = events
+
+    def submit(
+        self, seq_id: str, prompt_tokens: int, output_tokens: int, block_hashes: Sequence[int]
+    ) -> None:
+        from deployments.engines.sim.scheduler import SimSequence
+
+        self._scheduler.add(SimSequence(seq_id, prompt_tokens, output_tokens, block_hashes))
+
+    def cached_prefix_tokens(self, block_hashes: Sequence[int], prompt_tokens: int) -> int:
+        bs = self._cache.block_size
+        return min(self._cache.lookup(block_hashes), (prompt_tokens - 1) // bs) * bs
+
+    def step(self) -> StepReport:
+        result = self._scheduler.step()
+        events = list(self._events)
+        self._events.clear()
+        return StepReport(
+            duration_s=result.duration_s,
+            admitted=[(a.seq_id, a.cached_tokens, a.resumed) for a in result.admitted],
+            emitted=list(result.emitted),
+            finished=result.finished,
+            preempted=result.preempted,
+            events=events,
+        )
+
+    @property
+    def has_work(self) -> bool:
+        return self._scheduler.has_work
+
+    @property
+    def running(self) -> int:
+        return self._scheduler.num_running
+
+    @property
+    def waiting(self) -> int:
+        return self._scheduler.num_waiting
+
+    @property
+    def kv_usage(self) -> float:
+        return self._cache.usage
+
+
+def sim_factory(args: argparse.Namespace) -> tuple[ReplicaFactory, ModelSpec]:
+    """Simulated replicas of `--model` on `--gpu` (`Scheduler.for_model`), and the spec."""
+    from cluster.config import SimSettings, load_builtin_catalog
+    from deployments.engines.sim.scheduler import Scheduler
+
+    spec = load_builtin_catalog().find(args.model)
+    if spec is None:
+        raise ConfigError(f"unknown model {args.model!r}", param="--model")
+    settings = SimSettings(
+        gpu=args.gpu,
+        kv_blocks=args.kv_blocks,
+        block_size=args.block_tokens,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        seed=args.seed,
+    )
+
+    def factory(replica_id: str) -> _SchedulerReplica:
+        events: list[KVEvent] = []
+        scheduler = Scheduler.for_model(spec, settings, on_events=events.extend)
+        return _SchedulerReplica(scheduler, events)
+
+    return factory, spec
+
+
+def _progress(enabled: bool) -> ProgressFactory | None:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    def make(name: str, total: int) -> Progress:
+        bar: Progress = tqdm(total=total, desc=f"{name:>13}", unit="req", file=sys.stderr)
+        return bar
+
+    return make
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.decision_cost:
+            return _run_decision_cost(args)
+        return _run_replay(args)
+    except ConfigError as err:
+        print(f"modelyard bench route: {err.message}", file=sys.stderr)
+        return 2
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("replicas", "kv_blocks", "block_tokens", "max_num_seqs", "max_num_batched_tokens"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.speedup <= 0:
+        raise ConfigError("--speedup must be > 0")
+    if args.requests is not None and args.requests < 1:
+        raise ConfigError("--requests must be >= 1")
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from cluster.bench.report import BenchSettings, render_table
+    from cluster.bench.runner import run_bench
+    from cluster.bench.trace import load_trace
+
+    if args.trace is None:
+        raise ConfigError("--trace is required", param="--trace")
+    _check(args)
+    policies = list(dict.fromkeys([*(args.policy or ["modelyard"]), *BASELINES]))
+    trace = load_trace(args.trace, args.requests)
+    factory, spec = sim_factory(args)
+    settings = BenchSettings(
+        trace=args.trace.name,
+        requests=len(trace),
+        replicas=args.replicas,
+        kv_blocks=args.kv_blocks,
+        block_tokens=args.block_tokens,
+        speedup=args.speedup,
+        seed=args.seed,
+        model=spec.id,
+        gpu=args.gpu,
+    )
+    progress = _progress(not args.no_progress)
+    result = run_bench(trace, settings, policies, factory, spec, progress)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(render_table(result))
+    if args.plot is not None:
+        from cluster.bench.plot import plot_results
+
+        plot_results(result, args.plot)
+        if not args.json:
+            print(f"\nplot written to {args.plot}")
+    return 0
+
+
+def _run_decision_cost(args: argparse.Namespace) -> int:
+    from cluster.bench.decision_cost import measure_decision_cost
+
+    if args.replicas < 1 or args.prompt_tokens < 1 or args.decisions < 1:
+        raise ConfigError("--replicas, --prompt-tokens and --decisions must be >= 1")
+    result = measure_decision_cost(
+        replicas=args.replicas,
+        prompt_tokens=args.prompt_tokens,
+        block_tokens=args.block_tokens,
+        decisions=args.decisions,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"Router.select, {args.prompt_tokens}-token prompts ({result['prompt_blocks']} "
+            f"blocks of {args.block_tokens}) among {args.replicas} replicas, "
+            f"{result['indexed_blocks']} blocks indexed, {args.decisions} decisions: "
+            f"wall p50 {result['p50_us']:.1f} µs, p99 {result['p99_us']:.1f} µs, "
+            f"max {result['max_us']:.1f} µs; thread CPU p50 {result['cpu_p50_us']:.1f} µs, "
+            f"p99 {result['cpu_p99_us']:.1f} µs"
+        )
+    return 0
