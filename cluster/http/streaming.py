@@ -37,6 +37,9 @@ class EventStreamResponse(Response):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(status_code=200, headers={**SSE_HEADERS, **(headers or {})})
+        # Response.__init__ declares `content-length: 0` for its empty body; a real server
+        # (uvicorn, the Ray Serve proxy) would then send no event at all.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._first = first
         self._rest = rest
 
