@@ -55,6 +55,7 @@ class LocalCluster:
         self._connected = False
         self._started_serve = False
         self.ready_after: dict[str, float] = {}
+        self.session_dir = ""
 
     @property
     def base_url(self) -> str:
@@ -95,8 +96,11 @@ class LocalCluster:
             }
             if self._object_store_bytes is not None:
                 kwargs["object_store_memory"] = self._object_store_bytes
-            ray.init(**kwargs)
+            context = ray.init(**kwargs)
             self._started_ray = True
+            info: dict[str, Any] = getattr(context, "address_info", {})
+            self.session_dir = str(info.get("session_dir", ""))
+            self._progress(f"Ray session (logs): {self.session_dir}")
         else:
             self._progress(f"connecting to Ray at {settings.address} ...")
             ray.init(address=settings.address, namespace=settings.namespace, log_to_driver=False)
