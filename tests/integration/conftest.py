@@ -1,0 +1,48 @@
+"""One real cluster for the integration tests: Ray + Serve + the modelyard app, started ONCE.
+
+The packaged local.yaml (all four models on the simulator, virtual GPUs) on 127.0.0.1 with a
+free port and a fast simulated clock, started through `LocalCluster` — the same code path as
+`modelyard up`. Package-scoped: it comes up at the first test that needs it and is torn down
+after the last test of `tests/integration`, so later test packages in the same pytest run
+never see this Ray instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from cluster.cli.local_cluster import LocalCluster
+from cluster.config import parse_config
+from tests.integration.live import HTTP_TIMEOUT_S, START_TIMEOUT_S, free_port, local_config_data
+
+
+@pytest.fixture(scope="package")
+def base_url() -> Iterator[str]:
+    config = parse_config(local_config_data(free_port()), source="integration")
+    cluster = LocalCluster(config, object_store_bytes=128 * 1024 * 1024)
+    cluster.start(timeout_s=START_TIMEOUT_S)
+    try:
+        yield cluster.base_url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["/api/v1", "/v1"], ids=["api-v1", "v1"])
+def sdk(request: pytest.FixtureRequest, base_url: str) -> Iterator[openai.OpenAI]:
+    """The official OpenAI SDK against the live gateway, under both API prefixes."""
+    client = openai.OpenAI(
+        base_url=base_url + request.param,
+        api_key="any-key",
+        timeout=HTTP_TIMEOUT_S,
+        max_retries=0,
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def api(base_url: str) -> str:
+    return base_url + "/api/v1"

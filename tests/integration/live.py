@@ -1,0 +1,39 @@
+"""Constants and helpers shared by the integration tests (imported by conftest and tests)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import yaml
+
+from cluster.config.loader import default_config_path
+
+#: Simulated seconds per wall second: answers of a few dozen tokens take milliseconds.
+SPEEDUP = 200.0
+START_TIMEOUT_S = 180.0
+HTTP_TIMEOUT_S = 30.0
+
+DEVSTRAL = "mistralai/devstral-small"
+MINIMAX = "minimax/minimax-m1"
+QWEN = "qwen/qwen3-coder-flash"
+MISTRAL = "casperhansen/mistral-small-24b-instruct-2501-awq"
+MISTRAL_ALIAS = "casperhansen-mistral-small-24b-instruct-2501-awq"
+MODEL_IDS = [DEVSTRAL, MINIMAX, QWEN, MISTRAL]
+ALL_NAMES = [*MODEL_IDS, MISTRAL_ALIAS]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def local_config_data(port: int, *, speedup: float = SPEEDUP) -> dict[str, Any]:
+    """local.yaml with the gateway on `port` and every simulator sped up."""
+    data: dict[str, Any] = yaml.safe_load(default_config_path().read_text("utf-8"))
+    data["gateway"] = {**data.get("gateway", {}), "host": "127.0.0.1", "port": port}
+    for model in data["models"]:
+        model["sim"] = {**model.get("sim", {}), "speedup": speedup}
+    return data
