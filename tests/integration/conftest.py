@@ -20,14 +20,26 @@ from tests.integration.live import HTTP_TIMEOUT_S, START_TIMEOUT_S, free_port, l
 
 
 @pytest.fixture(scope="package")
-def base_url() -> Iterator[str]:
+def live_cluster() -> Iterator[LocalCluster]:
     config = parse_config(local_config_data(free_port()), source="integration")
     cluster = LocalCluster(config, object_store_bytes=128 * 1024 * 1024)
     cluster.start(timeout_s=START_TIMEOUT_S)
     try:
-        yield cluster.base_url
+        yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="package")
+def base_url(live_cluster: LocalCluster) -> str:
+    return live_cluster.base_url
+
+
+@pytest.fixture(scope="package")
+def grpc_target(live_cluster: LocalCluster) -> str:
+    """host:port of the same gateway's gRPC API."""
+    gateway = live_cluster.config.gateway
+    return f"{gateway.host}:{gateway.grpc_port}"
 
 
 @pytest.fixture(params=["/api/v1", "/v1"], ids=["api-v1", "v1"])

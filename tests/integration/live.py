@@ -30,10 +30,18 @@ def free_port() -> int:
         return port
 
 
-def local_config_data(port: int, *, speedup: float = SPEEDUP) -> dict[str, Any]:
-    """local.yaml with the gateway on `port` and every simulator sped up."""
+def local_config_data(
+    port: int, *, grpc_port: int | None = None, speedup: float = SPEEDUP
+) -> dict[str, Any]:
+    """local.yaml with the gateway on `port` (gRPC on `grpc_port`, else a free port, never
+    local.yaml's fixed one) and every simulator sped up."""
     data: dict[str, Any] = yaml.safe_load(default_config_path().read_text("utf-8"))
-    data["gateway"] = {**data.get("gateway", {}), "host": "127.0.0.1", "port": port}
+    data["gateway"] = {
+        **data.get("gateway", {}),
+        "host": "127.0.0.1",
+        "port": port,
+        "grpc_port": grpc_port or free_port(),
+    }
     for model in data["models"]:
         model["sim"] = {**model.get("sim", {}), "speedup": speedup}
     return data
