@@ -53,7 +53,8 @@ STATUS_BY_ERROR: dict[type[ModelyardError], grpc.StatusCode] = {
 }
 
 #: A status that arrived without our trailers (raised by gRPC itself: a deadline the client
-#: enforced, a refused connection, an over-size message) → the error type it means.
+#: enforced, a refused connection) → the error type it means. gRPC's own RESOURCE_EXHAUSTED
+#: for an over-size message ("... larger than max ...") means `PayloadTooLarge`.
 ERROR_BY_STATUS: dict[grpc.StatusCode, type[ModelyardError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.NOT_FOUND: ModelNotFound,
@@ -65,6 +66,8 @@ ERROR_BY_STATUS: dict[grpc.StatusCode, type[ModelyardError]] = {
 }
 
 GENERIC_INTERNAL = "The server had an error while processing your request."
+#: How gRPC words its own RESOURCE_EXHAUSTED for an over-size message (either side).
+_TOO_LARGE = "larger than max"
 
 
 def status_of(err: ModelyardError) -> grpc.StatusCode:
@@ -105,4 +108,6 @@ def error_from_status(
             kind=kind, message=message, param=found.get(PARAM_KEY), code=found.get(CODE_KEY)
         )
         return info.to_exception()
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in message:
+        return PayloadTooLarge(message)
     return ERROR_BY_STATUS.get(code, ModelyardError)(message)

@@ -50,7 +50,7 @@ async def test_health_watch_sees_graceful_shutdown(harness: Harness) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         watch = stub.Watch(health_pb2.HealthCheckRequest(service=INFERENCE_SERVICE), timeout=10)
         seen = [int((await watch.read()).status)]
-        stopping = asyncio.create_task(harness.server.stop(grace=2.0))
+        stopping = asyncio.create_task(harness.server.stop(grace=0.3))
         seen.append(int((await watch.read()).status))
         await stopping
     assert seen == [SERVING, NOT_SERVING]

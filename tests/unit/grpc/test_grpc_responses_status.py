@@ -226,6 +226,12 @@ def test_untyped_exceptions_stay_private() -> None:
     assert public.message == GENERIC_INTERNAL and "hunter2" not in public.message
 
 
+def test_grpc_own_oversize_refusal_is_payload_too_large() -> None:
+    details = "Received message larger than max (65571 vs. 65536)"
+    err = error_from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, details, [])
+    assert type(err) is PayloadTooLarge
+
+
 @pytest.mark.parametrize(
     ("status", "kind"),
     [

@@ -229,6 +229,8 @@ async def test_oversize_message_is_resource_exhausted(harness: Harness) -> None:
     request = chat(messages=[user("x" * (MAX_MESSAGE_BYTES + 1))])
     err = await raw_failure(harness, lambda stub: stub.Chat(request, metadata=AUTH))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(PayloadTooLarge):
+        await harness.client.chat_unary(request)
 
 
 async def test_model_without_a_running_engine_is_unavailable(harness: Harness) -> None:
