@@ -52,7 +52,9 @@ class ModelReplica:
         self._replica_id = current_replica_id()
         # GPU bundle indices in rank order (grouped by node); for engines that start workers.
         self.rank_bundles: list[int] = self._check_layout()
-        self._engine: Engine = build_engine(model, replica_id=self._replica_id)
+        self._engine: Engine = build_engine(
+            model, replica_id=self._replica_id, ray_bundle_indices=self.rank_bundles or None
+        )
         await self._engine.start()
         self._closed = False
         logger.info(

@@ -8,6 +8,7 @@ start, instead of an ImportError deep inside Ray.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import cast
 
 from cluster.config.settings import ServedModel
@@ -17,19 +18,28 @@ from cluster.errors import ConfigError
 _VLLM_MODULE = "deployments.engines.vllm"
 
 
-def build_engine(model: ServedModel, *, replica_id: str) -> Engine:
-    """A new, not yet started engine for one replica of `model`."""
+def build_engine(
+    model: ServedModel, *, replica_id: str, ray_bundle_indices: Sequence[int] | None = None
+) -> Engine:
+    """A new, not yet started engine for one replica of `model`.
+
+    `ray_bundle_indices`: the replica's GPU bundles in rank order
+    (`cluster.placement_plan.rank_bundles`), for an engine that starts one worker per GPU
+    in the replica's placement group (vLLM's Ray executor). None = no GPUs reserved.
+    """
     kind = model.deployment.engine
     if kind == "sim":
         from deployments.engines.sim import SimEngine
 
         return SimEngine(model, replica_id=replica_id)
     if kind == "vllm":
-        return _build_vllm(model, replica_id=replica_id)
+        return _build_vllm(model, replica_id=replica_id, ray_bundle_indices=ray_bundle_indices)
     raise ConfigError(f"models[{model.id}].engine: unknown engine {kind!r}", param="engine")
 
 
-def _build_vllm(model: ServedModel, *, replica_id: str) -> Engine:
+def _build_vllm(
+    model: ServedModel, *, replica_id: str, ray_bundle_indices: Sequence[int] | None
+) -> Engine:
     try:
         module = importlib.import_module(_VLLM_MODULE)
     except ModuleNotFoundError as err:
@@ -45,4 +55,5 @@ def _build_vllm(model: ServedModel, *, replica_id: str) -> Engine:
         raise ConfigError(
             f"models[{model.id}].engine: {_VLLM_MODULE} has no VLLMEngine", param="engine"
         )
-    return cast(Engine, engine_cls(model, replica_id=replica_id))
+    engine = engine_cls(model, replica_id=replica_id, ray_bundle_indices=ray_bundle_indices)
+    return cast(Engine, engine)
