@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from cluster.config.loader import default_config_path, load_config
+from cluster.config.settings import ServedModel
 from cluster.errors import ConfigError, ModelyardError
 
 
@@ -42,6 +43,15 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+def _prepare_models(served: list[ServedModel]) -> None:
+    """Build the local models vLLM deployments serve from the model cache, once."""
+    from cluster.models import ModelCache, default_recipes, ensure_prepared
+
+    for result in ensure_prepared(served, cache=ModelCache.from_env(), recipes=default_recipes()):
+        state = "already prepared" if result.already_prepared else "prepared"
+        _say(f"model {result.model_id}: {state} ({result.path}, {result.seconds:.1f}s)")
+
+
 def run(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     try:
@@ -54,37 +64,49 @@ def run(args: argparse.Namespace) -> int:
 
         cluster = LocalCluster(config, progress=_say)
         plans = [(model, plan_for(model, config.ray)) for model in cluster.served]
+        _prepare_models(cluster.served)
     except ConfigError as err:
         print(f"modelyard up: {err.message}", file=sys.stderr)
         return 2
 
     stop = threading.Event()
+    serving = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        """While starting: abort the start (it cleans up). Once serving: ask to stop."""
+        if not serving:
+            raise KeyboardInterrupt
         stop.set()
 
-    _say(f"modelyard up: {path}")
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
-        cluster.start(timeout_s=args.timeout)
-    except KeyboardInterrupt:
-        _say("interrupted; stopped")
-        return 0
-    except ModelyardError as err:
-        print(f"modelyard up: {err.message}", file=sys.stderr)
-        return 1
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        from cluster.cli.summary import render_summary
+        _say(f"modelyard up: {path}")
+        try:
+            cluster.start(timeout_s=args.timeout)
+        except KeyboardInterrupt:
+            _say("interrupted; stopped")
+            return 0
+        except ModelyardError as err:
+            print(f"modelyard up: {err.message}", file=sys.stderr)
+            return 1
+        # ray.init installs its own SIGTERM handler: take both signals back.
+        for sig in signals:
+            signal.signal(sig, on_signal)
+        serving = True
+        try:
+            from cluster.cli.summary import render_summary
 
-        _say("")
-        _say(render_summary(plans, cluster.ready_after, base_url=cluster.base_url))
-        while not stop.wait(0.5):
-            pass
-        _say("stopping ...")
+            _say("")
+            _say(render_summary(plans, cluster.ready_after, base_url=cluster.base_url))
+            while not stop.wait(0.5):
+                pass
+            _say("stopping ...")
+        finally:
+            started = time.monotonic()
+            cluster.stop()
+        _say(f"stopped in {time.monotonic() - started:.1f}s")
+        return 0
     finally:
-        started = time.monotonic()
-        cluster.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _say(f"stopped in {time.monotonic() - started:.1f}s")
-    return 0

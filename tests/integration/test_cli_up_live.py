@@ -1,4 +1,5 @@
-"""`modelyard up` as a user runs it: start, become ready, answer, Ctrl-C, exit 0, leave nothing.
+"""`modelyard up` as a user runs it: start, become ready, answer, Ctrl-C (or SIGTERM), exit 0,
+leave nothing.
 
 A one-model cluster file keeps this quick; it runs beside the package's shared cluster (its
 own Ray, own port). Every wait is bounded; on failure the whole process group is killed.
@@ -51,7 +52,8 @@ def _processes_of_session(session_dir: str) -> list[int]:
     return pids
 
 
-def test_up_serves_then_stops_on_sigint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_up_serves_then_stops_on_signal(tmp_path: Path, stop_signal: signal.Signals) -> None:
     port = free_port()
     config = tmp_path / "one-model.yaml"
     config.write_text(
@@ -125,7 +127,7 @@ def test_up_serves_then_stops_on_sigint(tmp_path: Path) -> None:
         assert reply.status_code == 200, reply.text
         assert reply.json()["usage"]["completion_tokens"] > 0
 
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=STOP_TIMEOUT_S) == 0
         read_until("stopped in", 5.0)
         assert any(line.startswith("stopped in") for line in seen), "\n".join(seen[-20:])
