@@ -42,6 +42,8 @@ def local_config_data(
         "port": port,
         "grpc_port": grpc_port or free_port(),
     }
+    # The simulated models only: local.yaml's real-vLLM model is covered by tests/vllm.
+    data["models"] = [m for m in data["models"] if m.get("engine", "sim") == "sim"]
     for model in data["models"]:
         model["sim"] = {**model.get("sim", {}), "speedup": speedup}
     return data

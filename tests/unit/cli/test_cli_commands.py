@@ -57,7 +57,8 @@ def test_models_list_has_every_catalog_model(capsys: pytest.CaptureFixture[str])
 def test_validate_packaged_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "validate", str(default_config_path())]) == 0
     out = capsys.readouterr().out
-    assert "valid (4 model(s))" in out
+    assert "valid (5 model(s))" in out
+    assert "smollm2-135m-instruct: engine=vllm replicas=1 gpus/replica=0" in out
     assert "minimax/minimax-m1: engine=sim replicas=1 gpus/replica=16 strategy=PACK" in out
 
 
