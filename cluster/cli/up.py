@@ -70,32 +70,43 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     stop = threading.Event()
+    serving = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        """While starting: abort the start (it cleans up). Once serving: ask to stop."""
+        if not serving:
+            raise KeyboardInterrupt
         stop.set()
 
-    _say(f"modelyard up: {path}")
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
-        cluster.start(timeout_s=args.timeout)
-    except KeyboardInterrupt:
-        _say("interrupted; stopped")
-        return 0
-    except ModelyardError as err:
-        print(f"modelyard up: {err.message}", file=sys.stderr)
-        return 1
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        from cluster.cli.summary import render_summary
+        _say(f"modelyard up: {path}")
+        try:
+            cluster.start(timeout_s=args.timeout)
+        except KeyboardInterrupt:
+            _say("interrupted; stopped")
+            return 0
+        except ModelyardError as err:
+            print(f"modelyard up: {err.message}", file=sys.stderr)
+            return 1
+        # ray.init installs its own SIGTERM handler: take both signals back.
+        for sig in signals:
+            signal.signal(sig, on_signal)
+        serving = True
+        try:
+            from cluster.cli.summary import render_summary
 
-        _say("")
-        _say(render_summary(plans, cluster.ready_after, base_url=cluster.base_url))
-        while not stop.wait(0.5):
-            pass
-        _say("stopping ...")
+            _say("")
+            _say(render_summary(plans, cluster.ready_after, base_url=cluster.base_url))
+            while not stop.wait(0.5):
+                pass
+            _say("stopping ...")
+        finally:
+            started = time.monotonic()
+            cluster.stop()
+        _say(f"stopped in {time.monotonic() - started:.1f}s")
+        return 0
     finally:
-        started = time.monotonic()
-        cluster.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _say(f"stopped in {time.monotonic() - started:.1f}s")
-    return 0
