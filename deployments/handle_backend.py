@@ -19,6 +19,7 @@ from typing import Any
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError
+from cluster.telemetry.exposition import merge_expositions
 
 #: Seconds a health probe may take per model before the model counts as unhealthy.
 HEALTH_TIMEOUT_S = 5.0
@@ -96,6 +97,27 @@ class HandleBackend:
         ids = list(self._handles)
         results = await asyncio.gather(*(self._probe(i) for i in ids))
         return dict(zip(ids, results, strict=True))
+
+    async def engine_metrics(self) -> str:
+        """Engine metrics (vLLM's `vllm:*`) of one replica per model, merged into one text.
+
+        Each call reaches whichever replica Serve picks; samples carry a `replica` label.
+        A model that does not answer in time contributes nothing to this scrape.
+        """
+
+        async def one(handle: Any) -> str:
+            try:
+                text = await asyncio.wait_for(
+                    handle.engine_metrics.remote(), timeout=HEALTH_TIMEOUT_S
+                )
+            except TimeoutError:
+                return ""
+            except self._failures:
+                return ""
+            return str(text)
+
+        texts = await asyncio.gather(*(one(h) for h in self._handles.values()))
+        return merge_expositions(texts)[0]
 
     async def _probe(self, model_id: str) -> bool:
         try:

@@ -10,6 +10,7 @@ Replica methods (called through a `DeploymentHandle`):
   If the caller goes away (client disconnect → handle cancelled) the engine request is
   aborted so its KV blocks and batch slot are freed.
 - `stats()` — `EngineStats`; `health()` — bool; `describe()` — id, engine, replica.
+- `engine_metrics()` — the engine's own Prometheus metrics (vLLM's `vllm:*`), or ''.
 - `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
 - `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers.
 """
@@ -116,6 +117,11 @@ class ModelReplica:
 
     async def stats(self) -> EngineStats:
         return self._engine.stats()
+
+    async def engine_metrics(self) -> str:
+        """The engine's own Prometheus text (vLLM's `vllm:*`); '' for engines without one."""
+        metrics_text = getattr(self._engine, "metrics_text", None)
+        return str(metrics_text()) if callable(metrics_text) else ""
 
     async def describe(self) -> dict[str, Any]:
         return {

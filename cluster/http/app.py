@@ -11,7 +11,8 @@ service themselves (tests that capture spans).
 
 Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
 GET /models, GET /models/{id} (ids contain '/'); and GET /health (200, or 503 when any model
-is unhealthy, with per-model status), GET /metrics (Prometheus text).
+is unhealthy, with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
+then the engines' own, e.g. vLLM's `vllm:*`, when the backend offers `engine_metrics()`).
 
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
 OpenAI error object otherwise; /health and /metrics stay open); `app.state` holds the
@@ -50,6 +51,7 @@ ENGINE_HEADER = "x-modelyard-engine"
 HEALTH_TIMEOUT_S = 10.0
 
 HealthProbe = Callable[[], Awaitable[dict[str, bool]]]
+EngineMetrics = Callable[[], Awaitable[str]]
 
 
 def _json(model: BaseModel, headers: dict[str, str] | None = None) -> Response:
@@ -76,6 +78,7 @@ def create_app(
     max_body_bytes: int,
     tracer_provider: TracerProvider | None = None,
     authenticator: Authenticator | None = None,
+    engine_metrics: EngineMetrics | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -146,7 +149,14 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_route() -> Response:
-        return Response(metrics.render(), media_type=metrics.content_type)
+        body = metrics.render()
+        if engine_metrics is not None:  # the engines' own metrics (vLLM's vllm:*)
+            try:
+                async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                    body += (await engine_metrics()).encode("utf-8")
+            except (Exception, TimeoutError):
+                pass  # a scrape without engine metrics beats a failed scrape
+        return Response(body, media_type=metrics.content_type)
 
     app.add_api_route("/health", health_route, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
@@ -168,4 +178,5 @@ def build_gateway_app(
         max_body_bytes=config.gateway.max_body_bytes,
         tracer_provider=provider,
         authenticator=build_authenticator(config.auth),
+        engine_metrics=getattr(backend, "engine_metrics", None),
     )

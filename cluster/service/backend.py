@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 from cluster.config.settings import ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest
 from cluster.errors import ModelNotFound, ModelyardError
+from cluster.telemetry.exposition import merge_expositions
 
 
 @runtime_checkable
@@ -68,6 +69,15 @@ class EngineBackend:
             else:
                 status[model_id] = True
         return status
+
+    async def engine_metrics(self) -> str:
+        """The engines' own Prometheus metrics (vLLM's `vllm:*`), merged; '' if none."""
+        texts = []
+        for engine in self._engines.values():
+            metrics_text = getattr(engine, "metrics_text", None)
+            if callable(metrics_text):
+                texts.append(str(metrics_text()))
+        return merge_expositions(texts)[0]
 
     async def start(self) -> None:
         for engine in self._engines.values():
