@@ -22,11 +22,11 @@ class _Strict(BaseModel):
 
 
 class Parallelism(_Strict):
-    """How one replica is sharded. GPUs per replica = tensor × pipeline.
+    """How one replica is sharded. GPUs per replica = tensor x pipeline.
 
     Tensor-parallel groups never cross a node; pipeline stages may (see
     `cluster.placement_plan`). `expert` turns on expert parallelism for MoE layers
-    (experts are spread over the tensor × pipeline ranks instead of sliced).
+    (experts are spread over the tensor x pipeline ranks instead of sliced).
     """
 
     tensor: int = Field(default=1, ge=1)
