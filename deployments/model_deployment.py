@@ -26,6 +26,7 @@ from cluster.config.settings import ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
 from cluster.errors import EngineUnavailable, ModelyardError
 from cluster.placement_plan import PlacementPlan, layout_violations, rank_bundles
+from cluster.service import internal_error
 from deployments.engines.factory import build_engine
 from deployments.placement import replica_options
 
@@ -99,10 +100,10 @@ class ModelReplica:
             yield EngineChunk(error=err.info(), replica_id=self._replica_id if first else None)
         except (asyncio.CancelledError, GeneratorExit):
             raise
-        except Exception as err:  # an engine bug: typed here, once, with the replica named
+        except Exception:  # an engine bug: logged here with its traceback, never echoed
             finished = True
             logger.exception("engine failed on request %s", request.request_id)
-            info = ModelyardError(f"engine error on {self._replica_id}: {err}").info()
+            info = internal_error().info()
             yield EngineChunk(error=info, replica_id=self._replica_id if first else None)
         finally:
             if not finished:
