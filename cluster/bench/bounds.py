@@ -7,6 +7,10 @@
   requests served one at a time in arrival order. It is what the fleet's total capacity
   gives when nothing is split between replicas and nothing runs concurrently: the hit
   rate "attainable at that capacity" by a router that can only choose the replica.
+- `pooled_belady_hit_rate`: the same single cache with optimal (Belady) eviction — drop
+  the block whose next use is farthest away. What the capacity allows when the eviction
+  policy, which no router controls, is clairvoyant; the gap to `pooled_lru_hit_rate` is
+  the cost of LRU, not of placement.
 
 Both count hits as vLLM does: leading cached full blocks, at most (prompt - 1) // T of
 them (the last prompt token is always recomputed); rate = cached tokens / prompt tokens.
@@ -14,6 +18,7 @@ them (the last prompt token is always recomputed); rate = cached tokens / prompt
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -53,3 +58,40 @@ def pooled_lru_hit_rate(trace: Sequence[TraceRequest], block_tokens: int, capaci
         while len(cache) > capacity:
             cache.popitem(last=False)
     return hit / total if total else 0.0
+
+
+def pooled_belady_hit_rate(
+    trace: Sequence[TraceRequest], block_tokens: int, capacity: int
+) -> float:
+    never = len(trace)
+    next_use: list[dict[int, int]] = [{} for _ in trace]
+    upcoming: dict[int, int] = {}
+    for i in range(len(trace) - 1, -1, -1):
+        blocks = trace[i].full_blocks(block_tokens)
+        next_use[i] = {h: upcoming.get(h, never) for h in blocks}
+        for h in blocks:
+            upcoming[h] = i
+    cached: dict[int, int] = {}  # block -> its next use
+    farthest: list[tuple[int, int]] = []  # max-heap of (-next use, block), lazily cleaned
+    hit = total = 0
+    for i, req in enumerate(trace):
+        blocks = req.full_blocks(block_tokens)
+        hit += _leading_dict(blocks, cached, (req.input_length - 1) // block_tokens)
+        total += req.input_length
+        for h in blocks:
+            cached[h] = next_use[i][h]
+            heapq.heappush(farthest, (-next_use[i][h], h))
+        while len(cached) > capacity:
+            use, h = heapq.heappop(farthest)
+            if cached.get(h) == -use:
+                del cached[h]
+    return hit * block_tokens / total if total else 0.0
+
+
+def _leading_dict(blocks: Sequence[int], cached: dict[int, int], cap: int) -> int:
+    n = 0
+    for h in blocks:
+        if n >= cap or h not in cached:
+            break
+        n += 1
+    return n

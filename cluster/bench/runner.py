@@ -6,10 +6,15 @@ never imports the simulator itself, and a progress factory (tqdm in the CLI).
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from cluster.bench.bounds import infinite_cache_hit_rate, pooled_lru_hit_rate
+from cluster.bench.bounds import (
+    infinite_cache_hit_rate,
+    pooled_belady_hit_rate,
+    pooled_lru_hit_rate,
+)
 from cluster.bench.policies import make_policy
 from cluster.bench.replay import Progress, ReplicaFactory, replay
 from cluster.bench.report import (
@@ -51,31 +56,60 @@ def run_bench(
     factory: ReplicaFactory,
     spec: ModelSpec,
     progress: ProgressFactory | None = None,
+    repeats: int = 1,
 ) -> BenchResult:
+    """Replay every policy `repeats` times; simulated results must agree across repeats
+    (the replay is deterministic), timings are the medians."""
+    if repeats < 1:
+        raise ConfigError("--repeat must be >= 1", param="--repeat")
     cost, currency = cost_function(spec)
     results: list[PolicyResult] = []
     for name in policies:
-        policy = make_policy(name, block_tokens=settings.block_tokens, seed=settings.seed)
-        bar = progress(name, len(trace)) if progress is not None else None
-        run = replay(
-            trace,
-            policy,
-            factory,
-            replicas=settings.replicas,
-            block_tokens=settings.block_tokens,
-            speedup=settings.speedup,
-            progress=bar,
-        )
-        close = getattr(bar, "close", None)
-        if callable(close):
-            close()
-        results.append(summarise(run, cost))
+        runs: list[PolicyResult] = []
+        for k in range(repeats):
+            policy = make_policy(name, block_tokens=settings.block_tokens, seed=settings.seed)
+            label = name if repeats == 1 else f"{name} {k + 1}/{repeats}"
+            bar = progress(label, len(trace)) if progress is not None else None
+            run = replay(
+                trace,
+                policy,
+                factory,
+                replicas=settings.replicas,
+                block_tokens=settings.block_tokens,
+                speedup=settings.speedup,
+                progress=bar,
+            )
+            close = getattr(bar, "close", None)
+            if callable(close):
+                close()
+            runs.append(summarise(run, cost))
+        results.append(_median_timings(runs))
     return BenchResult(
         settings=settings,
         infinite_cache_hit_rate=infinite_cache_hit_rate(trace, settings.block_tokens),
         pooled_lru_hit_rate=pooled_lru_hit_rate(
             trace, settings.block_tokens, settings.replicas * settings.kv_blocks
         ),
+        pooled_belady_hit_rate=pooled_belady_hit_rate(
+            trace, settings.block_tokens, settings.replicas * settings.kv_blocks
+        ),
         currency=currency,
         results=add_savings(results),
+        repeats=repeats,
+    )
+
+
+_TIMINGS = ("decisions_per_s", "decision_p50_us", "decision_p99_us")
+
+
+def _median_timings(runs: Sequence[PolicyResult]) -> PolicyResult:
+    first = runs[0]
+    simulated = first.model_dump(exclude=set(_TIMINGS))
+    for other in runs[1:]:
+        if other.model_dump(exclude=set(_TIMINGS)) != simulated:
+            raise RuntimeError(
+                f"{first.policy}: repeated replays differ; the replay must be deterministic"
+            )
+    return first.model_copy(
+        update={key: statistics.median(getattr(r, key) for r in runs) for key in _TIMINGS}
     )

@@ -1,7 +1,9 @@
 """`modelyard bench route`: replay a Mooncake trace through placement policies.
 
     modelyard bench route --trace FILE [--requests N] [--replicas R] [--kv-blocks B]
-        [--block-tokens T] [--policy P ...] [--speedup X] [--seed S] [--json] [--plot PNG]
+        [--block-tokens T] [--policy P ...] [--speedup X] [--seed S] [--repeat K]
+        [--json] [--plot PNG]
+    modelyard bench route --decision-cost [--replicas R] [--prompt-tokens N] [--block-tokens T]
 
 In-process: each policy routes the same trace over R fresh simulated replicas (the
 simulator's scheduler and block KV cache for `--model` on `--gpu`, on a virtual clock),
@@ -61,6 +63,9 @@ def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--speedup", type=float, default=1.0, help="trace time compression")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--repeat", type=int, default=1, help="runs per policy; timings are their medians"
+    )
     p.add_argument(
         "--model", default="qwen/qwen3-coder-flash", help="catalog model (timing, prices)"
     )
@@ -209,7 +214,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         gpu=args.gpu,
     )
     progress = _progress(not args.no_progress)
-    result = run_bench(trace, settings, policies, factory, spec, progress)
+    result = run_bench(trace, settings, policies, factory, spec, progress, args.repeat)
     if args.json:
         print(result.model_dump_json(indent=2))
     else:

@@ -18,14 +18,23 @@ class _Strict(BaseModel):
 class ScorerWeights(_Strict):
     """Relative weight of each scorer; 0 switches a scorer off.
 
-    `prefix` and `queue` share one token scale (see `scorers.prefix`), so at equal weights
-    one cached prompt token offsets one queued prefill token: the sum then ranks replicas
-    by expected prefill work (uncached prompt tokens + tokens already queued ahead).
+    The prefix and queue scorers share one token scale (`ScoreContext.token_scale`), so
+    their weights are an exchange rate: the pair ranks replicas by
+
+        queued prefill tokens - (prefix / queue) * cached prompt tokens
+
+    At 1:1 that is the expected prefill ahead of the first token, which is myopic: a
+    conversation moved away from its cached prefix is stored a second time, evicting as
+    many cached tokens elsewhere, and is then missing where its next turn looks. 64 cached
+    tokens per queued token was chosen on the Mooncake conversation trace
+    (docs/BENCHMARKS.md has the sweep): conversations stay with their prefix until the load
+    guard intervenes, while new prompts (which match only a shared system prefix at most)
+    still go to the shortest queue. `kv_usage` (free KV memory) is a small tie-breaker.
     """
 
-    prefix: float = Field(default=1.0, ge=0)
+    prefix: float = Field(default=64.0, ge=0)
     queue: float = Field(default=1.0, ge=0)
-    kv_usage: float = Field(default=0.05, ge=0)
+    kv_usage: float = Field(default=0.5, ge=0)
     session: float = Field(default=0.0, ge=0)
 
 
@@ -33,7 +42,8 @@ class LoadGuard(_Strict):
     """Per-request guard: affinity does not pull a request onto an overloaded replica.
 
     A replica whose prefill backlog exceeds the least-loaded candidate's by more than
-    `max_excess_tokens` has its prefix score multiplied by `discount` for this request only.
+    `max_excess_tokens` has its matched tokens (what the prefix and KV-usage scorers see)
+    multiplied by `discount` for this request only.
     Other requests (and the other replicas) are not affected: there is no fleet-wide switch.
     """
 

@@ -9,14 +9,15 @@
 Decision (one per request, O(prompt blocks + replicas)):
 
     candidates = filters(replicas)
-    m_j        = index match on j (exact blocks * T + provisional blocks * T * w_prov)
     b_j        = candidate j's prefill backlog; S = P + max b - min b
     guarded_j  = b_j - min b > load_guard.max_excess_tokens   (this request only)
+    m_j        = index match on j (exact blocks * T + provisional blocks * T * w_prov),
+                 times load_guard.discount when guarded_j
     total_j    = Σ_scorers weight * score_j                    (each score in [0, 1])
     choice     = picker(total)
 
-With the default weights (prefix = queue = 1) the total ranks replicas by the prefill
-tokens that must run there before this request's first token: b_j + P - m_j.
+The prefix and queue scores share the token scale S, so with weights w_p and w_q the pair
+ranks replicas by w_q * b_j - w_p * m_j (see `config.ScorerWeights` for the default).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from cluster.placement.types import Decision, ReplicaLoad, RouteRequest, ScoreCo
 def default_scorers(settings: PlacementSettings) -> list[tuple[Scorer, float]]:
     w = settings.weights
     return [
-        (PrefixScorer(guard_discount=settings.load_guard.discount), w.prefix),
+        (PrefixScorer(), w.prefix),
         (QueueScorer(), w.queue),
         (KVUsageScorer(), w.kv_usage),
         (SessionScorer(), w.session),
@@ -123,8 +124,12 @@ class Router:
             guarded = [b - low > limit for b in backlogs]
         else:
             guarded = [False] * len(candidates)
+        matched = self._matched_tokens(request, candidates, now)
+        if any(guarded):
+            discount = self.settings.load_guard.discount
+            matched = [m * discount if g else m for m, g in zip(matched, guarded, strict=True)]
         return ScoreContext(
-            matched_tokens=self._matched_tokens(request, candidates, now),
+            matched_tokens=matched,
             guarded=guarded,
             min_backlog=low,
             token_scale=float(max(request.prompt_tokens, 1) + high - low),

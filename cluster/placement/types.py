@@ -34,6 +34,8 @@ class ReplicaLoad:
 
     `queued_prefill_tokens`: prompt tokens routed to it that are not yet prefilled
     (waiting requests and the unfinished part of chunked prefills).
+    `kv_usage`: blocks referenced by running requests / capacity (vLLM's
+    `kv_cache_usage_perc`).
     """
 
     replica_id: str
@@ -48,7 +50,8 @@ class ReplicaLoad:
 class ScoreContext:
     """Per-decision facts computed once by the router and shared by every scorer.
 
-    Lists are aligned with the candidate list. `token_scale` = prompt tokens + the spread of
+    Lists are aligned with the candidate list. `matched_tokens` already carries the load
+    guard's discount for guarded replicas. `token_scale` = prompt tokens + the spread of
     the candidates' prefill backlogs (max - min): the common unit in which the prefix and
     queue scorers express tokens, so both stay in [0, 1] and trade one-for-one.
     """

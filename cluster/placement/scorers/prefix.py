@@ -1,16 +1,15 @@
 """Prefix affinity: how much of this prompt a replica can serve from its KV cache.
 
-    s_j = discount_j * min(m_j, P) / S
+    s_j = min(m_j, P) / S
 
 m_j: matched tokens on replica j from the prefix index (exact blocks * T, plus
-provisional blocks * T * provisional_weight); P: prompt tokens; S: the decision's token
-scale (P + spread of the candidates' prefill backlogs, `ScoreContext.token_scale`, ≥ P);
-discount_j: the load guard's factor when replica j is guarded for this request, else 1.
-With equal backlogs S = P and s_j is the cached fraction of the prompt. Requests of models
-without prefix caching score 0 everywhere (placed by load alone).
+provisional blocks * T * provisional_weight), already multiplied by the load guard's
+discount when replica j is guarded for this request; P: prompt tokens; S: the decision's
+token scale (P + spread of the candidates' prefill backlogs, `ScoreContext.token_scale`,
+>= P). With equal backlogs S = P and s_j is the cached fraction of the prompt. Requests of
+models without prefix caching score 0 everywhere (placed by load alone).
 
-Inputs: request.prompt_tokens, request.prefix_caching, ctx.matched_tokens, ctx.guarded,
-ctx.token_scale.
+Inputs: request.prompt_tokens, request.prefix_caching, ctx.matched_tokens, ctx.token_scale.
 """
 
 from __future__ import annotations
@@ -26,12 +25,8 @@ class PrefixScorer:
         "request.prompt_tokens",
         "request.prefix_caching",
         "ctx.matched_tokens",
-        "ctx.guarded",
         "ctx.token_scale",
     )
-
-    def __init__(self, guard_discount: float = 0.0) -> None:
-        self.guard_discount = guard_discount
 
     def score(
         self, request: RouteRequest, candidates: Sequence[ReplicaLoad], ctx: ScoreContext
@@ -40,10 +35,4 @@ class PrefixScorer:
             return [0.0] * len(candidates)
         cap = request.prompt_tokens
         scale = ctx.token_scale
-        discount = self.guard_discount
-        if not any(ctx.guarded):
-            return [(m if m < cap else cap) / scale for m in ctx.matched_tokens]
-        return [
-            (m if m < cap else cap) / scale * (discount if guarded else 1.0)
-            for m, guarded in zip(ctx.matched_tokens, ctx.guarded, strict=True)
-        ]
+        return [(m if m < cap else cap) / scale for m in ctx.matched_tokens]

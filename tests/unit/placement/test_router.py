@@ -28,20 +28,24 @@ def _req(rid: str, blocks: list[int], *, caching: bool = True, extra: int = 0) -
 
 
 @pytest.mark.parametrize(
-    ("cached_on_a", "backlog_a", "backlog_b", "expected"),
+    ("cached_on_a", "backlog_a", "backlog_b", "prefix_weight", "expected"),
     [
-        # prompt 100 blocks = 1600 tokens; cost_j = backlog_j + 1600 - cached_j
-        (50, 0, 0, "a"),  # a: 800 vs b: 1600
-        (50, 700, 0, "a"),  # a: 1500 vs b: 1600
-        (50, 900, 0, "b"),  # a: 1700 vs b: 1600
-        (100, 1500, 0, "a"),  # a: 1500 vs b: 1600
-        (0, 0, 10, "a"),
+        # prompt 100 blocks = 1600 tokens; cost_j = backlog_j - w * cached_j
+        (50, 0, 0, 1.0, "a"),  # a: -800 vs b: 0
+        (50, 700, 0, 1.0, "a"),  # a: -100 vs b: 0
+        (50, 900, 0, 1.0, "b"),  # a: 100 vs b: 0
+        (100, 1500, 0, 1.0, "a"),  # a: -100 vs b: 0
+        (0, 0, 10, 1.0, "a"),
+        (50, 900, 0, 2.0, "a"),  # a: 900 - 1600 vs b: 0
+        (50, 1700, 0, 2.0, "b"),  # a: 1700 - 1600 vs b: 0
+        (1, 30_000, 0, 64.0, "b"),  # one shared block does not outweigh a long queue
+        (1, 1_000, 0, 64.0, "a"),  # one 16-token block at 64x: 1024 tokens of credit
     ],
 )
-def test_default_weights_rank_by_expected_prefill(
-    cached_on_a: int, backlog_a: int, backlog_b: int, expected: str
+def test_weights_rank_by_queue_minus_weighted_cache(
+    cached_on_a: int, backlog_a: int, backlog_b: int, prefix_weight: float, expected: str
 ) -> None:
-    router = _router(weights=ScorerWeights(kv_usage=0.0))
+    router = _router(weights=ScorerWeights(prefix=prefix_weight, kv_usage=0.0))
     prompt = list(range(100))
     router.index.store_exact("a", prompt[:cached_on_a])
     replicas = [
