@@ -21,9 +21,10 @@ from cluster.api.messages import (
 )
 from cluster.config import load_builtin_catalog
 from cluster.config.settings import ModelDeployment, ServedModel
-from cluster.config.vllm_args import vllm_config_for
+from cluster.config.vllm_args import VLLMServingArgs, vllm_config_for
 from cluster.engine import EngineRequest, SamplingParams, ToolCallDelta, Usage
 from cluster.errors import (
+    ConfigError,
     ContextLengthExceeded,
     EngineUnavailable,
     InvalidRequest,
@@ -32,7 +33,7 @@ from cluster.errors import (
 )
 from deployments.engines.vllm.errors import error_from_exception, error_from_fields
 from deployments.engines.vllm.requests import chat_body, chat_request, completion_body
-from deployments.engines.vllm.serving import check_window
+from deployments.engines.vllm.serving import check_tool_parser, check_window
 from deployments.engines.vllm.stream import StreamMapper
 
 pytestmark = pytest.mark.vllm
@@ -287,3 +288,15 @@ def test_vllm_accepts_every_catalog_models_generated_args(model_id: str, tmp_pat
     )
     assert args.tensor_parallel_size * args.pipeline_parallel_size == spec.parallelism.gpus
     assert args.enable_prefix_caching is spec.prefix_caching
+
+
+@pytest.mark.parametrize(
+    ("parser", "ok"), [("hermes", True), ("qwen3_coder", True), ("mistral", True), ("nope", False)]
+)
+def test_tool_parser_is_checked_before_the_engine_starts(parser: str, ok: bool) -> None:
+    args = VLLMServingArgs(served_model_name="m", tool_call_parser=parser)
+    if ok:
+        check_tool_parser(args, model_id="m")
+    else:
+        with pytest.raises(ConfigError, match=r"catalog\[m\]\.tool_parser: 'nope'"):
+            check_tool_parser(args, model_id="m")

@@ -45,7 +45,7 @@ from deployments.engines.vllm.adapters import AdapterLoader
 from deployments.engines.vllm.errors import error_from_exception, error_from_response
 from deployments.engines.vllm.metrics import engine_metrics_text
 from deployments.engines.vllm.requests import chat_request, completion_request
-from deployments.engines.vllm.serving import ServingLayer
+from deployments.engines.vllm.serving import ServingLayer, check_tool_parser
 from deployments.engines.vllm.stats import StatsCollector
 from deployments.engines.vllm.stream import StreamMapper
 
@@ -111,6 +111,7 @@ class VLLMEngine:
         env = dict(config.env)
         if self._bundles and "VLLM_RAY_BUNDLE_INDICES" in env:
             env["VLLM_RAY_BUNDLE_INDICES"] = ",".join(str(i) for i in self._bundles)
+        check_tool_parser(config.serving, model_id=self.model.id)
         os.environ.update(env)
         self.config = config
         events = config.engine.kv_events_config

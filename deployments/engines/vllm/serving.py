@@ -28,7 +28,24 @@ from vllm.renderers.online_renderer import OnlineRenderer
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from cluster.config.vllm_args import VLLMServingArgs
-from cluster.errors import ContextLengthExceeded
+from cluster.errors import ConfigError, ContextLengthExceeded
+
+
+def check_tool_parser(args: VLLMServingArgs, *, model_id: str) -> None:
+    """Fail before the engine starts if the installed vLLM has no such tool parser."""
+    from vllm import __version__
+    from vllm.tool_parsers import ToolParserManager
+
+    name = args.tool_call_parser
+    if name is None:
+        return
+    known = ToolParserManager.list_registered()
+    if name not in known:
+        raise ConfigError(
+            f"catalog[{model_id}].tool_parser: {name!r} is not a tool parser of the installed "
+            f"vLLM {__version__} (known: {', '.join(sorted(known))})",
+            param="tool_parser",
+        )
 
 
 def check_window(prompt_tokens: int, max_tokens: int | None, window: int, *, param: str) -> None:
