@@ -57,6 +57,7 @@ class BenchSettings(_Strict):
     seed: int
     model: str
     gpu: str
+    prices: str = Field(description="the model whose price table costs the requests")
 
 
 class BenchResult(_Strict):
@@ -131,7 +132,7 @@ def render_table(result: BenchResult) -> str:
     lines = [
         f"trace {s.trace}: {s.requests} requests, {s.replicas} replicas x {s.kv_blocks} "
         f"blocks of {s.block_tokens} tokens, speedup {s.speedup:g}, {s.model} on {s.gpu} "
-        f"(simulated), seed {s.seed}",
+        f"(simulated), seed {s.seed}; cost at {s.prices} prices",
         f"hit-rate references: one infinite cache {result.infinite_cache_hit_rate:.3f}; "
         f"one cache of {s.replicas * s.kv_blocks} blocks with LRU eviction "
         f"{result.pooled_lru_hit_rate:.3f}, with optimal eviction "

@@ -39,7 +39,9 @@ def cost_function(spec: ModelSpec) -> tuple[Callable[[Usage], Decimal], str]:
     book = PriceBook([ServedModel(spec=spec, deployment=ModelDeployment(id=spec.id))])
     table = book.table(spec.id)
     if table is None:
-        raise ConfigError(f"{spec.id} has no price table; cost cannot be reported", param="--model")
+        raise ConfigError(
+            f"{spec.id} has no price table; cost cannot be reported", param="--prices"
+        )
 
     def cost(usage: Usage) -> Decimal:
         quote = book.cost(spec.id, usage)
@@ -54,7 +56,7 @@ def run_bench(
     settings: BenchSettings,
     policies: Sequence[str],
     factory: ReplicaFactory,
-    spec: ModelSpec,
+    price_spec: ModelSpec,
     progress: ProgressFactory | None = None,
     repeats: int = 1,
 ) -> BenchResult:
@@ -62,7 +64,7 @@ def run_bench(
     (the replay is deterministic), timings are the medians."""
     if repeats < 1:
         raise ConfigError("--repeat must be >= 1", param="--repeat")
-    cost, currency = cost_function(spec)
+    cost, currency = cost_function(price_spec)
     results: list[PolicyResult] = []
     for name in policies:
         runs: list[PolicyResult] = []

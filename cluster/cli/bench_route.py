@@ -69,6 +69,11 @@ def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--model", default="qwen/qwen3-coder-flash", help="catalog model (timing, prices)"
     )
+    p.add_argument(
+        "--prices",
+        default="qwen/qwen3-coder-flash",
+        help="catalog model whose price table costs the requests",
+    )
     p.add_argument("--gpu", default="h100", choices=["h100", "h200", "a100"])
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-num-batched-tokens", type=int, default=8192)
@@ -134,21 +139,29 @@ class _SchedulerReplica:
         return self._cache.usage
 
 
-def sim_factory(args: argparse.Namespace) -> tuple[ReplicaFactory, ModelSpec]:
-    """Simulated replicas of `--model` on `--gpu` (`Scheduler.for_model`), and the spec."""
-    from cluster.config import SimSettings, load_builtin_catalog
+def sim_factory(
+    spec: ModelSpec,
+    *,
+    gpu: str = "h100",
+    kv_blocks: int,
+    block_tokens: int,
+    max_num_seqs: int = 256,
+    max_num_batched_tokens: int = 8192,
+    seed: int = 0,
+) -> ReplicaFactory:
+    """Fresh simulated replicas of `spec` on `gpu` (`Scheduler.for_model`)."""
+    from cluster.config import SimSettings
     from deployments.engines.sim.scheduler import Scheduler
 
-    spec = load_builtin_catalog().find(args.model)
-    if spec is None:
-        raise ConfigError(f"unknown model {args.model!r}", param="--model")
-    settings = SimSettings(
-        gpu=args.gpu,
-        kv_blocks=args.kv_blocks,
-        block_size=args.block_tokens,
-        max_num_seqs=args.max_num_seqs,
-        max_num_batched_tokens=args.max_num_batched_tokens,
-        seed=args.seed,
+    settings = SimSettings.model_validate(
+        {
+            "gpu": gpu,
+            "kv_blocks": kv_blocks,
+            "block_size": block_tokens,
+            "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_num_batched_tokens,
+            "seed": seed,
+        }
     )
 
     def factory(replica_id: str) -> _SchedulerReplica:
@@ -156,7 +169,16 @@ def sim_factory(args: argparse.Namespace) -> tuple[ReplicaFactory, ModelSpec]:
         scheduler = Scheduler.for_model(spec, settings, on_events=events.extend)
         return _SchedulerReplica(scheduler, events)
 
-    return factory, spec
+    return factory
+
+
+def _find_model(name: str, option: str) -> ModelSpec:
+    from cluster.config import load_builtin_catalog
+
+    spec = load_builtin_catalog().find(name)
+    if spec is None:
+        raise ConfigError(f"{option}: unknown model {name!r}", param=option)
+    return spec
 
 
 def _progress(enabled: bool) -> ProgressFactory | None:
@@ -201,7 +223,17 @@ def _run_replay(args: argparse.Namespace) -> int:
     _check(args)
     policies = list(dict.fromkeys([*(args.policy or ["modelyard"]), *BASELINES]))
     trace = load_trace(args.trace, args.requests)
-    factory, spec = sim_factory(args)
+    spec = _find_model(args.model, "--model")
+    price_spec = _find_model(args.prices, "--prices")
+    factory = sim_factory(
+        spec,
+        gpu=args.gpu,
+        kv_blocks=args.kv_blocks,
+        block_tokens=args.block_tokens,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        seed=args.seed,
+    )
     settings = BenchSettings(
         trace=args.trace.name,
         requests=len(trace),
@@ -212,9 +244,10 @@ def _run_replay(args: argparse.Namespace) -> int:
         seed=args.seed,
         model=spec.id,
         gpu=args.gpu,
+        prices=price_spec.id,
     )
     progress = _progress(not args.no_progress)
-    result = run_bench(trace, settings, policies, factory, spec, progress, args.repeat)
+    result = run_bench(trace, settings, policies, factory, price_spec, progress, args.repeat)
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
