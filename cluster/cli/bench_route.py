@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 
 from cluster.bench.policies import BASELINES, POLICIES
 from cluster.bench.replay import Progress, ReplicaFactory, StepReport
-from cluster.bench.runner import ProgressFactory
 from cluster.config.catalog import ModelSpec
 from cluster.errors import ConfigError
 
 if TYPE_CHECKING:
+    from cluster.bench.runner import ProgressFactory
     from cluster.engine import KVEvent
     from deployments.engines.sim.scheduler import Scheduler
 

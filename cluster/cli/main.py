@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cluster.cli import config_cmd, models_cmd, up
+from cluster.cli import bench_route, config_cmd, models_cmd, up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.register(commands)
     config_cmd.register(commands)
     models_cmd.register(commands)
+    bench_route.register(commands)
     return parser
 
 
