@@ -19,8 +19,10 @@ modelyard:
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
+
+from pydantic import ValidationError
 
 from cluster.engine import KVEventBatch
 from cluster.errors import ConfigError
@@ -133,17 +135,32 @@ class RouterPolicy:
 
 
 def placement_settings(
-    block_tokens: int, seed: int, *, prefix_only: bool = False
+    block_tokens: int,
+    seed: int,
+    *,
+    prefix_only: bool = False,
+    weights: Mapping[str, float] | None = None,
 ) -> PlacementSettings:
-    weights = ScorerWeights(queue=0.0, kv_usage=0.0) if prefix_only else ScorerWeights()
+    """The router's settings for the bench: defaults, or `weights` overriding some."""
+    base = ScorerWeights(queue=0.0, kv_usage=0.0) if prefix_only else ScorerWeights()
+    if weights:
+        try:
+            base = ScorerWeights.model_validate({**base.model_dump(), **weights})
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(f"--weight {where}: {first['msg']}", param="--weight") from None
     return PlacementSettings(
-        weights=weights,
+        weights=base,
         index=IndexSettings(block_tokens=block_tokens),
         picker=PickerSettings(seed=seed),
     )
 
 
-def make_policy(name: str, *, block_tokens: int, seed: int) -> Policy:
+def make_policy(
+    name: str, *, block_tokens: int, seed: int, weights: Mapping[str, float] | None = None
+) -> Policy:
+    """A fresh policy by name; `weights` applies to modelyard's router (both variants)."""
     if name == "round-robin":
         return RoundRobin()
     if name == "power-of-two":
@@ -151,6 +168,8 @@ def make_policy(name: str, *, block_tokens: int, seed: int) -> Policy:
     if name == "least-loaded":
         return LeastLoaded()
     if name in ("modelyard", "prefix-only"):
-        settings = placement_settings(block_tokens, seed, prefix_only=name == "prefix-only")
+        settings = placement_settings(
+            block_tokens, seed, prefix_only=name == "prefix-only", weights=weights
+        )
         return RouterPolicy(name, Router(settings))
     raise ConfigError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})", param="--policy")

@@ -71,6 +71,9 @@ class BenchResult(_Strict):
     )
     repeats: int = Field(default=1, description="runs per policy; timings are their medians")
     currency: str
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="scorer weights overridden with --weight"
+    )
     results: list[PolicyResult]
 
 
@@ -137,6 +140,7 @@ def render_table(result: BenchResult) -> str:
         f"one cache of {s.replicas * s.kv_blocks} blocks with LRU eviction "
         f"{result.pooled_lru_hit_rate:.3f}, with optimal eviction "
         f"{result.pooled_belady_hit_rate:.3f}",
+        *([f"modelyard weights overridden: {result.weights}"] if result.weights else []),
         f"simulated results are deterministic; decision timings are medians of "
         f"{result.repeats} run(s) (wall clock, this host)",
         "",

@@ -7,7 +7,7 @@ never imports the simulator itself, and a progress factory (tqdm in the CLI).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 from cluster.bench.bounds import (
@@ -59,6 +59,7 @@ def run_bench(
     price_spec: ModelSpec,
     progress: ProgressFactory | None = None,
     repeats: int = 1,
+    weights: Mapping[str, float] | None = None,
 ) -> BenchResult:
     """Replay every policy `repeats` times; simulated results must agree across repeats
     (the replay is deterministic), timings are the medians."""
@@ -69,7 +70,9 @@ def run_bench(
     for name in policies:
         runs: list[PolicyResult] = []
         for k in range(repeats):
-            policy = make_policy(name, block_tokens=settings.block_tokens, seed=settings.seed)
+            policy = make_policy(
+                name, block_tokens=settings.block_tokens, seed=settings.seed, weights=weights
+            )
             label = name if repeats == 1 else f"{name} {k + 1}/{repeats}"
             bar = progress(label, len(trace)) if progress is not None else None
             run = replay(
@@ -96,6 +99,7 @@ def run_bench(
             trace, settings.block_tokens, settings.replicas * settings.kv_blocks
         ),
         currency=currency,
+        weights=dict(weights or {}),
         results=add_savings(results),
         repeats=repeats,
     )

@@ -62,6 +62,13 @@ def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"repeatable; default: {' '.join(DEFAULT_POLICIES)} (baselines always run)",
     )
     p.add_argument("--speedup", type=float, default=1.0, help="trace time compression")
+    p.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="SCORER=W",
+        help="override a scorer weight of modelyard's router (prefix, queue, kv_usage, session)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--repeat", type=int, default=1, help="runs per policy; timings are their medians"
@@ -172,6 +179,19 @@ def sim_factory(
     return factory
 
 
+def _weights(items: Sequence[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ConfigError(f"--weight {item!r}: expected SCORER=NUMBER", param="--weight")
+    return out
+
+
 def _find_model(name: str, option: str) -> ModelSpec:
     from cluster.config import load_builtin_catalog
 
@@ -247,7 +267,10 @@ def _run_replay(args: argparse.Namespace) -> int:
         prices=price_spec.id,
     )
     progress = _progress(not args.no_progress)
-    result = run_bench(trace, settings, policies, factory, price_spec, progress, args.repeat)
+    weights = _weights(args.weight)
+    result = run_bench(
+        trace, settings, policies, factory, price_spec, progress, args.repeat, weights
+    )
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
