@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cluster.cli import bench_route, config_cmd, models_cmd, up
+from cluster.cli import bench_route, config_cmd, models_cmd, sim_serve, up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cmd.register(commands)
     models_cmd.register(commands)
     bench_route.register(commands)
+    sim_serve.register(commands)
     return parser
 
 

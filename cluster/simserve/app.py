@@ -1,0 +1,39 @@
+"""The HTTP app of `modelyard sim serve`: the gateway app over one engine, plus what
+third-party routers expect of an inference worker.
+
+    build_sim_serve_app(config, model, engine) -> FastAPI
+
+is `cluster.http.build_gateway_app(config, [model], EngineBackend({model.id: engine}))` —
+the same validation, OpenAI shapes, streaming, usage (`prompt_tokens_details.cached_tokens`)
+and `x-modelyard-engine: sim (simulated)` header as the cluster's gateway — with:
+
+- `/metrics`: the gateway's own `modelyard_*` series and vLLM-style engine gauges
+  (`cluster.simserve.metrics`) in the same registry;
+- worker-info routes SGLang's and vLLM's routers call when a worker registers
+  (`cluster.simserve.worker_info`);
+- the no-effect extension fields those routers add to every request dropped before
+  validation (`cluster.simserve.router_compat`).
+
+The engine is started and stopped by the caller (`cluster.simserve.server.serve`), not by
+the app, so tests can drive the app with an engine they own.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cluster.config.settings import ClusterConfig, ServedModel
+from cluster.engine import Engine
+from cluster.http import build_gateway_app
+from cluster.service import EngineBackend
+from cluster.simserve.metrics import EngineStatsCollector
+from cluster.simserve.router_compat import RouterExtensionFilter
+from cluster.simserve.worker_info import add_worker_info_routes
+
+
+def build_sim_serve_app(config: ClusterConfig, model: ServedModel, engine: Engine) -> FastAPI:
+    app = build_gateway_app(config, [model], EngineBackend({model.id: engine}))
+    app.state.metrics.registry.register(EngineStatsCollector(engine.stats, model.id))
+    add_worker_info_routes(app, model, engine)
+    app.add_middleware(RouterExtensionFilter, max_body_bytes=config.gateway.max_body_bytes)
+    return app

@@ -1,0 +1,70 @@
+"""Run one engine behind its HTTP app with uvicorn, and publish its KV events.
+
+    await serve(app, engine, host=..., port=..., publisher=..., on_ready=...)
+
+Order: start the engine, subscribe to its KV events (before any request, so no batch is
+missed), start publishing them, then serve HTTP until uvicorn is told to stop (SIGINT or
+SIGTERM, which uvicorn captures, or `server.should_exit`). On the way out, whatever
+happened: stop serving, shut the engine down (open streams end with `EngineUnavailable`),
+stop the publisher. `on_ready(url)` is called once uvicorn listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from cluster.engine import Engine
+from cluster.simserve.kv_publish import KVEventPublisher
+
+READY_POLL_S = 0.05
+
+
+async def _announce(server: uvicorn.Server, url: str, on_ready: Callable[[str], None]) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(READY_POLL_S)
+    on_ready(url)
+
+
+async def serve(
+    app: FastAPI,
+    engine: Engine,
+    *,
+    host: str,
+    port: int,
+    publisher: KVEventPublisher | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    log_level: str = "warning",
+) -> None:
+    await engine.start()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if publisher is not None:
+            tasks.append(asyncio.create_task(publisher.pump(engine.kv_events())))
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        if on_ready is not None:
+            tasks.append(asyncio.create_task(_announce(server, f"http://{host}:{port}", on_ready)))
+        await server.serve()
+    finally:
+        await engine.shutdown()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if publisher is not None:
+            publisher.close()
