@@ -1,8 +1,9 @@
 """Start (and stop) Ray, Ray Serve and the modelyard application for one cluster file.
 
 Used by `modelyard up` and by the integration tests, so both exercise the same start path.
-Ray, Serve and `deployments` are imported inside the methods (this is the composition
-root; `cluster` stays importable without Ray).
+Ray and Serve are imported inside the methods. This module is part of the composition root
+(loaded only by `up` and the tests), so it may import `deployments`; the rest of `cluster`
+stays importable without Ray.
 
 Local mode (`ray.address` is null): a fresh single-node Ray on 127.0.0.1 with the file's
 `num_cpus` and `virtual_gpus` declared as GPUs (placement groups then schedule exactly as
@@ -22,9 +23,7 @@ from cluster.cli.progress import ReadinessTracker, snapshot_from_status
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import EngineUnavailable
-
-#: The Serve application name modelyard deploys under.
-APP_NAME = "modelyard"
+from deployments.app import APP_NAME, build_app  # composition root: loaded by `up`, tests
 
 Progress = Callable[[str], None]
 
@@ -123,8 +122,6 @@ class LocalCluster:
 
     def _deploy_and_wait(self, timeout_s: float) -> dict[str, float]:
         from ray import serve
-
-        from deployments.app import build_app
 
         application = build_app(self.config)
         names = {model.deployment_name: model.id for model in self.served}
