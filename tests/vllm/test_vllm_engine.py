@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,15 @@ from cluster.api.messages import (
     Tool,
     UserMessage,
 )
+from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest, KVEventBatch
-from cluster.errors import ContextLengthExceeded, InvalidRequest, ModelNotFound
+from cluster.errors import (
+    ConfigError,
+    ContextLengthExceeded,
+    EngineUnavailable,
+    InvalidRequest,
+    ModelNotFound,
+)
 from deployments.engines.vllm import VLLMEngine
 from tests.contract.engine_contract import shared_prefix
 from tests.vllm import tiny
@@ -192,3 +200,30 @@ async def test_stats_report_vllms_cache_geometry(tiny_engine: VLLMEngine) -> Non
     assert tiny_engine.config is not None
     assert tiny_engine.config.engine.enable_prefix_caching is True
     assert tiny_engine.config.engine.kv_events_config is not None
+
+
+async def test_an_unknown_tool_parser_fails_start_before_vllm_starts(
+    tiny_model: ServedModel,
+) -> None:
+    spec = tiny_model.spec.model_copy(update={"tool_parser": "minimax"})
+    engine = VLLMEngine(tiny_model.model_copy(update={"spec": spec}), replica_id="bad-parser")
+    with pytest.raises(ConfigError, match=r"catalog\[test/tiny-llama\]\.tool_parser: 'minimax'"):
+        await engine.start()
+    assert engine._subscriber is None  # the KV-event socket was closed again
+    with pytest.raises(EngineUnavailable):
+        await engine.check_health()
+
+
+async def test_missing_weights_fail_start_with_engine_unavailable(
+    tiny_model: ServedModel, tmp_path: Path
+) -> None:
+    settings = tiny_model.deployment.vllm
+    assert settings is not None
+    missing = settings.model_copy(update={"model_path": str(tmp_path / "no-such-model")})
+    model = tiny_model.model_copy(
+        update={"deployment": tiny_model.deployment.model_copy(update={"vllm": missing})}
+    )
+    engine = VLLMEngine(model, replica_id="no-weights")
+    with pytest.raises(EngineUnavailable, match="could not start"):
+        await engine.start()
+    assert engine._subscriber is None

@@ -103,41 +103,55 @@ class VLLMEngine:
         )
         if wants_events:
             self._subscriber = KVEventSubscriber(replica_id=self.replica_id)
-        config = vllm_config_for(
-            self.model,
-            model_path=model_path,
-            kv_events_endpoint=self._subscriber.endpoint if self._subscriber else None,
-        )
-        env = dict(config.env)
-        if self._bundles and "VLLM_RAY_BUNDLE_INDICES" in env:
-            env["VLLM_RAY_BUNDLE_INDICES"] = ",".join(str(i) for i in self._bundles)
-        check_tool_parser(config.serving, model_id=self.model.id)
-        os.environ.update(env)
-        self.config = config
-        events = config.engine.kv_events_config
-        args = AsyncEngineArgs(
-            **config.engine.engine_kwargs(),
-            kv_events_config=KVEventsConfig(**events.model_dump()) if events else None,
-        )
         try:
-            llm = await asyncio.to_thread(
-                AsyncLLM.from_engine_args, args, stat_loggers=[self._stats.factory]
-            )
+            llm, config = await self._start_engine(model_path)
+        except BaseException:
+            self._close_events()
+            raise
+        try:
+            self._serving = ServingLayer(llm, config.serving, model_path=model_path)
         except Exception as err:
+            await asyncio.to_thread(llm.shutdown)
             self._close_events()
             raise EngineUnavailable(
-                f"vLLM could not start {self.model.id!r} from {model_path!r}: {err}"
+                f"vLLM's serving layer could not start for {self.model.id!r}: {err}"
             ) from err
-        self._llm = llm
+        self._llm, self.config = llm, config
         cache_config = llm.vllm_config.cache_config
         self._stats.kv_blocks_total = int(cache_config.num_gpu_blocks or 0)
         self._stats.block_size = int(cache_config.block_size)
-        self._serving = ServingLayer(llm, config.serving, model_path=model_path)
         self._adapters = AdapterLoader(
             self._serving.models, config.serving.adapters, model_id=self.model.id
         )
         if self._subscriber is not None:
             self._pump = asyncio.create_task(self._pump_events(self._subscriber))
+
+    async def _start_engine(self, model_path: str) -> tuple[AsyncLLM, VLLMConfig]:
+        """Typed config -> checks -> AsyncLLM (in a thread: it waits for its processes)."""
+        config = vllm_config_for(
+            self.model,
+            model_path=model_path,
+            kv_events_endpoint=self._subscriber.endpoint if self._subscriber else None,
+        )
+        check_tool_parser(config.serving, model_id=self.model.id)
+        env = dict(config.env)
+        if self._bundles and "VLLM_RAY_BUNDLE_INDICES" in env:
+            env["VLLM_RAY_BUNDLE_INDICES"] = ",".join(str(i) for i in self._bundles)
+        os.environ.update(env)
+        events = config.engine.kv_events_config
+        try:
+            args = AsyncEngineArgs(
+                **config.engine.engine_kwargs(),
+                kv_events_config=KVEventsConfig(**events.model_dump()) if events else None,
+            )
+            llm = await asyncio.to_thread(
+                AsyncLLM.from_engine_args, args, stat_loggers=[self._stats.factory]
+            )
+        except Exception as err:
+            raise EngineUnavailable(
+                f"vLLM could not start {self.model.id!r} from {model_path!r}: {err}"
+            ) from err
+        return llm, config
 
     async def _pump_events(self, subscriber: KVEventSubscriber) -> None:
         try:
