@@ -122,7 +122,7 @@ class PlacementFront:
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(PROXY_TIMEOUT_S, connect=10.0),
+            timeout=httpx.Timeout(PROXY_TIMEOUT_S, connect=120.0),
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
         )
         self._ctx = zmq.asyncio.Context()

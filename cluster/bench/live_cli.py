@@ -3,6 +3,7 @@
     modelyard bench route --trace FILE --live http://127.0.0.1:8000 [--requests N]
         [--speedup X] [--sim-speedup S] [--api completions|chat] [--concurrency C]
         [--time-limit SECONDS] [--replica-metrics URL ...] [--label NAME] [--json]
+        [--record FILE]
 
 replays the trace through whatever serves at URL (`modelyard up`, a third-party router in
 front of `modelyard sim serve` replicas, one replica): HTTP, or gRPC with
@@ -28,6 +29,7 @@ from cluster.bench.live import (
     with_prefill,
 )
 from cluster.bench.live_metrics import scrape_prefill
+from cluster.bench.live_record import write_records
 from cluster.bench.live_targets import make_target
 from cluster.bench.runner import cost_function
 from cluster.bench.trace import load_trace
@@ -64,6 +66,12 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
         help="a replica's base URL, for per-replica prefill from its /metrics (repeatable)",
     )
     live.add_argument("--label", default=None, help="name of this run in the report")
+    live.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="write one JSON line per request (TTFT, usage, error) to this file",
+    )
 
 
 def live_settings(args: argparse.Namespace, requests: int) -> LiveSettings:
@@ -122,6 +130,8 @@ async def live_bench(args: argparse.Namespace) -> LiveResult:
         if bar is not None:
             bar.close()
     result = summarise_live(run, trace, settings, cost_of, currency)
+    if args.record is not None:
+        write_records(run, args.record, sim_speedup=settings.sim_speedup)
     if replicas:
         after = await scrape_prefill(replicas)
         result = with_prefill(result, [a - b for a, b in zip(after, before, strict=True)])

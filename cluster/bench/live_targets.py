@@ -80,7 +80,7 @@ class HttpTarget:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            timeout=httpx.Timeout(timeout_s, connect=120.0),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
             transport=transport,
         )

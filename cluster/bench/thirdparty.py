@@ -15,8 +15,9 @@ For each `--router`, in turn and from scratch (so every router starts with empty
    - `modelyard`: `modelyard sim front`, i.e. `cluster.placement.Router` with the in-process
      bench's settings, fed by the replicas' KV events (`cluster.bench.front`);
    - `direct`: no router, one replica (a sanity check);
-3. replay the trace through it (`cluster.bench.live`, the same client for every router) and
-   read each replica's prefill tokens from its /metrics;
+3. replay the trace through it (`cluster.bench.live`, the same client for every router),
+   read each replica's prefill tokens from its /metrics, and write one record per request
+   to `--logs`/<router>-records.jsonl;
 4. stop the router and the replicas (every process, its children included).
 
 The third-party routers are optional dependencies (`pip install -e '.[bench]'`). Every
@@ -46,6 +47,7 @@ from cluster.bench.live import (
     with_prefill,
 )
 from cluster.bench.live_metrics import scrape_prefill
+from cluster.bench.live_record import write_records
 from cluster.bench.live_targets import HttpTarget
 from cluster.bench.processes import ManagedProcess, free_port, wait_http_ok
 from cluster.bench.runner import cost_function
@@ -179,6 +181,7 @@ async def _replay(
     finally:
         await target.aclose()
     after = await scrape_prefill(urls)
+    write_records(run, spec.logs / f"{label.replace(':', '-')}-records.jsonl")
     result = summarise_live(run, trace, settings, cost_of, currency)
     return with_prefill(result, [a - b for a, b in zip(after, before, strict=True)])
 

@@ -4,8 +4,10 @@ shared prefixes), the summary arithmetic, and the /metrics readers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ from cluster.bench.live import (
     with_prefill,
 )
 from cluster.bench.live_metrics import prefill_from_text
+from cluster.bench.live_record import derive_trace, write_records
 from cluster.bench.live_targets import HttpTarget, Outcome
 from cluster.bench.live_text import BlockText, calibrated_words_per_block
 from cluster.bench.runner import cost_function
@@ -190,3 +193,29 @@ vllm:kv_cache_usage_perc{engine="0",model_name="a"} 0.25
 def test_metrics_readers() -> None:
     assert prefill_from_text(METRICS) == 1200
     assert gauges_from_metrics(METRICS) == (3, 2, 0.25)
+
+
+def test_records_and_the_derived_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    rows = [
+        {"timestamp": 1000 * i, "input_length": 64, "output_length": 500, "hash_ids": [i]}
+        for i in range(4)
+    ]
+    trace.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    run = LiveRun(
+        records=[
+            _record(0, ttft=0.5, usage=Usage(prompt_tokens=64, completion_tokens=40)),
+            _record(1, ttft=None, usage=None, error="HTTP 503: busy"),
+            _record(2, ttft=0.25, usage=Usage(prompt_tokens=64, completion_tokens=7)),
+        ]
+    )
+    records = tmp_path / "records.jsonl"
+    write_records(run, records, sim_speedup=4.0)
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    assert [line["ttft_s"] for line in lines] == [2.0, None, 1.0]
+    assert lines[1]["error"] == "HTTP 503: busy"
+    out = tmp_path / "derived.jsonl"
+    assert derive_trace(trace, records, out) == 3
+    derived = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [d["output_length"] for d in derived] == [40, 500, 7]  # failed: the trace's own
+    assert [d["hash_ids"] for d in derived] == [[0], [1], [2]]

@@ -1,0 +1,83 @@
+"""Per-request records of a live replay, and the trace they imply.
+
+    write_records(run, path)              one JSON line per request the replay sent:
+                                          index, ttft_s, prompt/cached/completion tokens, error
+    derive_trace(trace, records, out)     the trace's lines with `output_length` replaced by
+                                          the completion tokens the server actually produced
+
+The simulator decides its own output length (a pseudo-random 24-160 tokens, capped by
+`max_tokens`), so a live replay of a simulated cluster decodes fewer tokens than the trace
+asks for. Replaying the derived trace in-process compares the two modes on the same work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from cluster.bench.live import LiveRun
+
+
+def write_records(run: LiveRun, path: Path, *, sim_speedup: float = 1.0) -> None:
+    lines = []
+    for record in run.records:
+        out = record.outcome
+        usage = out.usage if out is not None else None
+        first = out.first_token if out is not None else None
+        row = {
+            "index": record.index,
+            "ttft_s": None if first is None else (first - record.scheduled) * sim_speedup,
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "cached_tokens": usage.cached_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+            "error": out.error if out is not None else "unfinished",
+        }
+        lines.append(json.dumps(row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def derive_trace(trace: Path, records: Path, out: Path) -> int:
+    """Write `out`: the trace's lines up to the last recorded index, with the produced
+    output lengths (lines without a completed record keep theirs). Returns the count."""
+    produced: dict[int, int] = {}
+    count = 0
+    for line in records.read_text("utf-8").splitlines():
+        row = json.loads(line)
+        count = max(count, int(row["index"]) + 1)
+        if row.get("completion_tokens"):
+            produced[int(row["index"])] = int(row["completion_tokens"])
+    kept: list[str] = []
+    with trace.open(encoding="utf-8") as handle:
+        index = 0
+        for line in handle:
+            if not line.strip():
+                continue
+            if index >= count:
+                break
+            row = json.loads(line)
+            row["output_length"] = produced.get(index, row["output_length"])
+            kept.append(json.dumps(row))
+            index += 1
+    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return len(kept)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m cluster.bench.live_record",
+        description="derive a trace with the output lengths a live replay produced",
+    )
+    p.add_argument("trace", type=Path)
+    p.add_argument("records", type=Path)
+    p.add_argument("out", type=Path)
+    args = p.parse_args(argv)
+    count = derive_trace(args.trace, args.records, args.out)
+    print(f"{args.out}: {count} requests")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
