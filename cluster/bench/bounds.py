@@ -34,15 +34,22 @@ def _leading(blocks: Sequence[int], cached: set[int] | OrderedDict[int, None], c
     return n
 
 
-def infinite_cache_hit_rate(trace: Sequence[TraceRequest], block_tokens: int) -> float:
+def infinite_cache_hits(trace: Sequence[TraceRequest], block_tokens: int) -> dict[int, int]:
+    """Cached tokens per request (by `TraceRequest.index`) with one infinite cache."""
     seen: set[int] = set()
-    hit = total = 0
+    hits: dict[int, int] = {}
     for req in trace:
         blocks = req.full_blocks(block_tokens)
-        hit += _leading(blocks, seen, (req.input_length - 1) // block_tokens) * block_tokens
-        total += req.input_length
+        cap = (req.input_length - 1) // block_tokens
+        hits[req.index] = _leading(blocks, seen, cap) * block_tokens
         seen.update(blocks)
-    return hit / total if total else 0.0
+    return hits
+
+
+def infinite_cache_hit_rate(trace: Sequence[TraceRequest], block_tokens: int) -> float:
+    total = sum(req.input_length for req in trace)
+    hits = infinite_cache_hits(trace, block_tokens)
+    return sum(hits.values()) / total if total else 0.0
 
 
 def pooled_lru_hit_rate(trace: Sequence[TraceRequest], block_tokens: int, capacity: int) -> float:

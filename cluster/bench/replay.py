@@ -14,6 +14,10 @@ depends on wall time or on iteration order of unordered containers, so a replay 
 function of (trace, policy, replicas, seed): deterministic. Only the policy's own CPU time
 is measured (decision latency, per request).
 
+Each record also keeps the cached prefix on the chosen replica and on the best replica at
+arrival, so the report can split the hits a policy missed into those placement lost (the
+prefix was cached elsewhere) and those capacity lost (cached nowhere any more).
+
 Replica load reported to the policy (as replicas would in their stats):
 `queued_prefill_tokens` = for each routed request without its first token, prompt tokens
 minus its cached prefix (looked up in the replica's cache when it joined the queue, and
@@ -81,6 +85,9 @@ class RequestRecord:
     replica: int
     arrival_s: float
     cached_tokens: int = -1  # at first admission; -1 until admitted
+    # cached prefix (tokens) on the chosen replica and on the best one, when it arrived
+    chosen_cached_at_arrival: int = 0
+    best_cached_at_arrival: int = 0
     first_token_s: float = -1.0
     finished_s: float = -1.0
 
@@ -171,11 +178,12 @@ class _Replay:
         t2 = time.perf_counter_ns()
         self.run.decision_ns.append(t1 - t0)
         self.run.bookkeeping_ns += t2 - t1
-        rep = self.reps[r]
-        estimate = req.input_length - rep.cached_prefix_tokens(blocks, req.input_length)
+        cached = [rep.cached_prefix_tokens(blocks, req.input_length) for rep in self.reps]
+        estimate = req.input_length - cached[r]
         self.estimate[seq_id] = estimate
         self.backlog[r] += estimate
-        self.records[seq_id] = RequestRecord(req, r, now)
+        self.records[seq_id] = RequestRecord(req, r, now, -1, cached[r], max(cached))
+        rep = self.reps[r]
         self.routes[seq_id] = route
         rep.submit(seq_id, req.input_length, req.output_length, blocks)
         if r not in self.pending:

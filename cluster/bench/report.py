@@ -8,12 +8,15 @@ Per policy:
 - cost in the price table's currency: sum of `PriceBook.cost` over requests, and the
   saving against round robin run in the same invocation;
 - decision latency p50/p99 (the policy's `choose`, wall clock) and decisions per second =
-  requests / (all policy CPU time: choose + routed/completed/KV-event hooks).
+  requests / (all policy CPU time: choose + routed/completed/KV-event hooks);
+- where the missed hits went (shares of prompt tokens, at arrival): `lost_to_placement`
+  (the prefix was cached on another replica than the chosen one) and `lost_to_capacity`
+  (one infinite cache would hit it, no replica still held it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 import numpy as np
@@ -43,6 +46,12 @@ class PolicyResult(_Strict):
     decisions_per_s: float
     decision_p50_us: float
     decision_p99_us: float
+    lost_to_placement: float = Field(
+        description="prompt-token share cached on another replica than the chosen one"
+    )
+    lost_to_capacity: float = Field(
+        description="prompt-token share an infinite cache would hit but no replica held"
+    )
     preemptions: int
     makespan_s: float
 
@@ -80,7 +89,10 @@ class BenchResult(_Strict):
 CostFn = Callable[[Usage], Decimal]
 
 
-def summarise(run: PolicyRun, cost_of: CostFn) -> PolicyResult:
+def summarise(
+    run: PolicyRun, cost_of: CostFn, infinite_hits: Mapping[int, int] | None = None
+) -> PolicyResult:
+    """`infinite_hits`: per trace request (by index), the tokens one infinite cache hits."""
     records = run.records
     prompt = sum(r.request.input_length for r in records)
     cached = sum(max(0, r.cached_tokens) for r in records)
@@ -102,6 +114,12 @@ def summarise(run: PolicyRun, cost_of: CostFn) -> PolicyResult:
         ),
         Decimal(0),
     )
+    placement = sum(r.best_cached_at_arrival - r.chosen_cached_at_arrival for r in records)
+    capacity = 0
+    if infinite_hits is not None:
+        capacity = sum(
+            max(0, infinite_hits[r.request.index] - r.best_cached_at_arrival) for r in records
+        )
     return PolicyResult(
         policy=run.policy,
         requests=len(records),
@@ -115,6 +133,8 @@ def summarise(run: PolicyRun, cost_of: CostFn) -> PolicyResult:
         decisions_per_s=len(records) / (policy_ns / 1e9) if policy_ns else 0.0,
         decision_p50_us=float(np.percentile(decisions, 50)),
         decision_p99_us=float(np.percentile(decisions, 99)),
+        lost_to_placement=placement / prompt if prompt else 0.0,
+        lost_to_capacity=capacity / prompt if prompt else 0.0,
         preemptions=run.preemptions,
         makespan_s=run.makespan_s,
     )
@@ -147,15 +167,16 @@ def render_table(result: BenchResult) -> str:
     ]
     header = (
         "| policy | token hit rate | TTFT p50 | TTFT p99 | max/mean prefill | "
-        f"cost ({result.currency}) | saving vs RR | decisions/s | decision p50 | decision p99 |"
+        f"cost ({result.currency}) | saving vs RR | decisions/s | decision p50 | decision p99 | "
+        "missed: placement / capacity |"
     )
-    lines += [header, "|" + "---|" * 10]
+    lines += [header, "|" + "---|" * 11]
     for r in result.results:
         saving = "" if r.saving_vs_round_robin is None else f"{r.saving_vs_round_robin:+.1%}"
         lines.append(
             f"| {r.policy} | {r.token_hit_rate:.3f} | {r.ttft_p50_s:.2f} s | "
             f"{r.ttft_p99_s:.2f} s | {r.prefill_max_over_mean:.3f} | {r.cost:,.2f} | "
             f"{saving} | {r.decisions_per_s:,.0f} | {r.decision_p50_us:.1f} µs | "
-            f"{r.decision_p99_us:.1f} µs |"
+            f"{r.decision_p99_us:.1f} µs | {r.lost_to_placement:.3f} / {r.lost_to_capacity:.3f} |"
         )
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 from cluster.bench.bounds import (
-    infinite_cache_hit_rate,
+    infinite_cache_hits,
     pooled_belady_hit_rate,
     pooled_lru_hit_rate,
 )
@@ -66,6 +66,7 @@ def run_bench(
     if repeats < 1:
         raise ConfigError("--repeat must be >= 1", param="--repeat")
     cost, currency = cost_function(price_spec)
+    infinite = infinite_cache_hits(trace, settings.block_tokens)
     results: list[PolicyResult] = []
     for name in policies:
         runs: list[PolicyResult] = []
@@ -87,11 +88,11 @@ def run_bench(
             close = getattr(bar, "close", None)
             if callable(close):
                 close()
-            runs.append(summarise(run, cost))
+            runs.append(summarise(run, cost, infinite))
         results.append(_median_timings(runs))
     return BenchResult(
         settings=settings,
-        infinite_cache_hit_rate=infinite_cache_hit_rate(trace, settings.block_tokens),
+        infinite_cache_hit_rate=sum(infinite.values()) / sum(r.input_length for r in trace),
         pooled_lru_hit_rate=pooled_lru_hit_rate(
             trace, settings.block_tokens, settings.replicas * settings.kv_blocks
         ),
