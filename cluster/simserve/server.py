@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from cluster.engine import Engine
-from cluster.simserve.kv_publish import KVEventPublisher
+from cluster.kv_events.publisher import KVEventPublisher
 
 READY_POLL_S = 0.05
 
