@@ -28,6 +28,7 @@ def write_records(run: LiveRun, path: Path, *, sim_speedup: float = 1.0) -> None
         row = {
             "index": record.index,
             "ttft_s": None if first is None else (first - record.scheduled) * sim_speedup,
+            "send_lag_s": (record.sent - record.scheduled) * sim_speedup if record.sent else None,
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "cached_tokens": usage.cached_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
