@@ -1,4 +1,5 @@
-"""`modelyard up [--config FILE]`: start Ray, Serve and every model; stop cleanly on Ctrl-C.
+"""`modelyard up [--config FILE] [--port N] [--grpc-port N]`: start Ray, Serve and every
+model; stop cleanly on Ctrl-C.
 
 Exit codes: 0 after Ctrl-C / SIGTERM (everything started was stopped), 1 if the cluster
 failed to start, 2 if the configuration is invalid.
@@ -32,11 +33,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         help="cluster file (default: the packaged local.yaml, every model on the simulator)",
     )
-    parser.add_argument("--port", type=int, default=None, help="override gateway.port")
+    parser.add_argument("--port", type=_port, default=None, help="override gateway.port")
+    parser.add_argument(
+        "--grpc-port", type=_port, default=None, help="override gateway.grpc_port (gRPC API)"
+    )
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for readiness (300)"
     )
     parser.set_defaults(run=run)
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1-65535)")
+    return port
 
 
 def _say(line: str) -> None:
@@ -56,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     try:
         config = load_config(path)
-        if args.port is not None:
-            gateway = config.gateway.model_copy(update={"port": args.port})
+        overrides = {"port": args.port, "grpc_port": args.grpc_port}
+        update = {key: value for key, value in overrides.items() if value is not None}
+        if update:
+            gateway = config.gateway.model_copy(update=update)
             config = config.model_copy(update={"gateway": gateway})
         from cluster.cli.local_cluster import LocalCluster
         from cluster.placement_plan import plan_for

@@ -115,3 +115,14 @@ def _ray_initialized() -> bool:
     import ray
 
     return bool(ray.is_initialized())
+
+
+@pytest.mark.parametrize("flag", ["--port", "--grpc-port"])
+@pytest.mark.parametrize("value", ["0", "65536", "http"])
+def test_up_rejects_a_port_that_is_not_a_tcp_port(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["up", flag, value])
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
