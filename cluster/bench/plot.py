@@ -23,31 +23,27 @@ def plot_results(result: BenchResult, path: Path, title: str | None = None) -> N
 
     hits = [r.token_hit_rate for r in result.results]
     ax_hit.bar(xs, hits, color=colors)
-    ax_hit.axhline(result.infinite_cache_hit_rate, color="#d62728", linestyle="--", linewidth=1.2)
-    ax_hit.text(
-        len(names) - 0.5,
-        result.infinite_cache_hit_rate,
-        f"one infinite cache {result.infinite_cache_hit_rate:.3f}",
-        ha="right",
-        va="bottom",
-        color="#d62728",
-        fontsize=9,
-    )
-    ax_hit.axhline(result.pooled_lru_hit_rate, color="#ff7f0e", linestyle=":", linewidth=1.2)
-    ax_hit.text(
-        len(names) - 0.5,
-        result.pooled_lru_hit_rate,
-        f"one LRU cache of the fleet's blocks {result.pooled_lru_hit_rate:.3f}",
-        ha="right",
-        va="top",
-        color="#ff7f0e",
-        fontsize=9,
-    )
+    fleet = result.settings.replicas * result.settings.kv_blocks
+    references = [
+        (result.infinite_cache_hit_rate, "#d62728", "--", "one infinite cache"),
+        (
+            result.pooled_belady_hit_rate,
+            "#2ca02c",
+            "-.",
+            f"one {fleet}-block cache, optimal eviction",
+        ),
+        (result.pooled_lru_hit_rate, "#ff7f0e", ":", f"one {fleet}-block cache, LRU eviction"),
+    ]
+    for value, color, style, label in references:
+        ax_hit.axhline(
+            value, color=color, linestyle=style, linewidth=1.2, label=f"{label}: {value:.3f}"
+        )
+    ax_hit.legend(loc="upper right", fontsize=8, framealpha=0.95)
     for x, h in zip(xs, hits, strict=True):
         ax_hit.text(x, h, f"{h:.3f}", ha="center", va="bottom", fontsize=9)
     ax_hit.set_xticks(xs, names, rotation=15)
     ax_hit.set_ylabel("token hit rate (cached / prompt tokens)")
-    ax_hit.set_ylim(0, max([*hits, result.infinite_cache_hit_rate]) * 1.2)
+    ax_hit.set_ylim(0, max([*hits, result.infinite_cache_hit_rate]) * 1.45)
     ax_hit.set_title("prefix-cache hit rate")
 
     width = 0.38
