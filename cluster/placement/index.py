@@ -81,6 +81,19 @@ class PrefixIndex:
                 out[rid] = "provisional"
         return out
 
+    def exact_holdings(self) -> dict[str, set[int]]:
+        """replica id -> block hashes it holds exactly (O(index size); debugging, tests)."""
+        out: dict[str, set[int]] = {rid: set() for rid in self._slots}
+        for h, entry in self._blocks.items():
+            mask = entry.exact
+            while mask:
+                low = mask & -mask
+                rid = self._ids[low.bit_length() - 1]
+                if rid is not None:
+                    out[rid].add(h)
+                mask ^= low
+        return out
+
     # ---- the query -------------------------------------------------------------------
 
     def match_blocks(

@@ -1,6 +1,8 @@
 """The router: filters → weighted scorers → picker, over a prefix index fed by hooks.
 
     select(request, replicas, now) -> Decision          pure: reads, never writes
+    rank(request, replicas, now) -> [Decision]          pure: select's choice first, then
+                                                        the rest by score (fallback order)
     on_routed(request, replica_id, now)                 provisional prefix entries, session
     on_completed(request, replica_id, now)              refresh provisional entries, expire
     on_kv_events(batch, now)                            exact entries; resync on loss
@@ -97,12 +99,17 @@ class Router:
         if not candidates:
             raise EngineUnavailable("no healthy replica can take the request")
         ctx = self._context(request, candidates, now)
-        totals = [0.0] * len(candidates)
+        totals: list[float] | None = None
         per_scorer: list[tuple[str, list[float]]] = []
         for scorer, weight in self.scorers:
             scores = scorer.score(request, candidates, ctx)
             per_scorer.append((scorer.name, scores))
-            totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
+            if totals is None:
+                totals = [weight * s for s in scores]
+            else:
+                totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
+        if totals is None:  # every weight is 0: all candidates are equal
+            totals = [0.0] * len(candidates)
         ids = [c.replica_id for c in candidates]
         i = self.picker.pick(request.request_id, ids, totals)
         return Decision(
@@ -112,6 +119,53 @@ class Router:
             guarded=ctx.guarded[i],
             scores={name: scores[i] for name, scores in per_scorer},
         )
+
+    def rank(
+        self, request: RouteRequest, replicas: Sequence[ReplicaLoad], now: float
+    ) -> list[Decision]:
+        """Every replica, best first: the picker's choice (as `select` makes it), then the
+        other candidates by total score, then replicas the filters set aside (score 0).
+
+        For callers that fall back down a ranking (Ray Serve tries tiers in order when a
+        replica is full). Pure, like `select`; O(prompt blocks + R log R).
+        """
+        candidates = replicas
+        for f in self.filters:
+            candidates = f.filter(request, candidates)
+        if not candidates:
+            raise EngineUnavailable("no healthy replica can take the request")
+        ctx = self._context(request, candidates, now)
+        totals: list[float] | None = None
+        per_scorer: list[tuple[str, list[float]]] = []
+        for scorer, weight in self.scorers:
+            scores = scorer.score(request, candidates, ctx)
+            per_scorer.append((scorer.name, scores))
+            if totals is None:
+                totals = [weight * s for s in scores]
+            else:
+                totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
+        if totals is None:  # every weight is 0: all candidates are equal
+            totals = [0.0] * len(candidates)
+        ids = [c.replica_id for c in candidates]
+        chosen = self.picker.pick(request.request_id, ids, totals)
+        order = sorted(range(len(ids)), key=lambda i: (i != chosen, -totals[i]))
+        ranked = [
+            Decision(
+                replica_id=ids[i],
+                score=totals[i],
+                matched_tokens=ctx.matched_tokens[i],
+                guarded=ctx.guarded[i],
+                scores={name: scores[i] for name, scores in per_scorer},
+            )
+            for i in order
+        ]
+        kept = set(ids)
+        ranked.extend(
+            Decision(replica_id=r.replica_id, score=0.0, matched_tokens=0.0, guarded=False)
+            for r in replicas
+            if r.replica_id not in kept
+        )
+        return ranked
 
     def _context(
         self, request: RouteRequest, candidates: Sequence[ReplicaLoad], now: float

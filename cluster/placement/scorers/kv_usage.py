@@ -22,10 +22,7 @@ class KVUsageScorer:
     def score(
         self, request: RouteRequest, candidates: Sequence[ReplicaLoad], ctx: ScoreContext
     ) -> list[float]:
-        return [_free(c.kv_usage) for c in candidates]
-
-
-def _free(usage: float) -> float:
-    if usage <= 0.0:
-        return 1.0
-    return 0.0 if usage >= 1.0 else 1.0 - usage
+        free = [1.0 - c.kv_usage for c in candidates]
+        if all(0.0 <= f <= 1.0 for f in free):
+            return free
+        return [0.0 if f < 0.0 else 1.0 if f > 1.0 else f for f in free]
