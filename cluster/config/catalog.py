@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cluster.config.vllm_args import VLLMModelArgs
 
+#: Tool-call formats modelyard parses from the model's text itself (`cluster.parsing`)
+#: because vLLM has no parser for them; vLLM is given no tool parser for these models.
+CORE_TOOL_PARSERS = frozenset({"minimax_m1"})
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -91,7 +95,11 @@ class ModelSpec(_Strict):
     )
     context_window: int = Field(ge=1)
     parallelism: Parallelism = Field(default_factory=Parallelism)
-    tool_parser: str | None = None
+    tool_parser: str | None = Field(
+        default=None,
+        description="vLLM's tool parser for this model, or one of CORE_TOOL_PARSERS "
+        "(parsed by modelyard's core)",
+    )
     reasoning_parser: Literal["think_tags"] | None = None
     prefix_caching: bool = True
     quantization: Literal["awq_marlin", "gptq_marlin", "fp8"] | None = None
@@ -111,6 +119,16 @@ class ModelSpec(_Strict):
     @property
     def names(self) -> list[str]:
         return [self.id, *self.aliases]
+
+    @property
+    def core_tool_parser(self) -> str | None:
+        """The tool-call format the core parses from this model's text, if any."""
+        return self.tool_parser if self.tool_parser in CORE_TOOL_PARSERS else None
+
+    @property
+    def vllm_tool_parser(self) -> str | None:
+        """The tool parser vLLM itself applies (none for a format the core parses)."""
+        return None if self.core_tool_parser else self.tool_parser
 
 
 class Catalog(_Strict):

@@ -1,8 +1,11 @@
 """Per-choice bookkeeping: engine chunks → API deltas, and the sum of a request's usage.
 
 `ChoiceState.step` turns one `EngineChunk` into one `Delta`: for reasoning models
-(`think_tags`) the raw text goes through `ThinkTagParser` (flushed at the final chunk);
-with `parallel_tool_calls` false only the first tool call (index 0) is kept.
+(`think_tags`) the raw text goes through `ThinkTagParser` (flushed at the final chunk); for
+models whose tool calls arrive in the text (`text_tool_calls`, MiniMax-M1's `<tool_calls>`)
+the content then goes through `MiniMaxToolParser`, and a choice that stopped after such a
+call finishes with "tool_calls" (as vLLM's own tool parsers report it); with
+`parallel_tool_calls` false only the first tool call (index 0) is kept.
 
 `combine_usage`: OpenAI counts a prompt once however many choices sample it, so per group of
 choices that share one prompt, prompt tokens are the (equal) prompt length and cached tokens
@@ -27,7 +30,7 @@ from cluster.api.responses import (
 from cluster.engine import EngineChunk, ToolCallDelta, Usage
 from cluster.engine.types import FinishReason
 from cluster.errors import EngineUnavailable, ModelyardError
-from cluster.parsing import ThinkTagParser
+from cluster.parsing import MiniMaxToolParser, ThinkTagParser
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +68,18 @@ class Delta:
 class ChoiceState:
     think_tags: bool = False
     parallel_tool_calls: bool = True
+    text_tool_calls: bool = False
     started: bool = False
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     _parser: ThinkTagParser | None = None
+    _tools: MiniMaxToolParser | None = None
 
     def __post_init__(self) -> None:
         if self.think_tags:
             self._parser = ThinkTagParser()
+        if self.text_tool_calls:
+            self._tools = MiniMaxToolParser()
 
     def step(self, chunk: EngineChunk) -> Delta:
         if self.finish_reason is not None:
@@ -84,16 +91,25 @@ class ChoiceState:
             if chunk.finish_reason is not None:
                 tail = self._parser.finish()
                 content, reasoning = content + tail.content, reasoning + tail.reasoning
-        calls = chunk.tool_calls
+        calls = list(chunk.tool_calls)
+        finish = chunk.finish_reason
+        if self._tools is not None:
+            found = self._tools.feed(content)
+            content, calls = found.content, [*calls, *found.calls]
+            if finish is not None:
+                rest = self._tools.finish()
+                content, calls = content + rest.content, [*calls, *rest.calls]
+                if finish == "stop" and self._tools.calls_found:
+                    finish = "tool_calls"
         if not self.parallel_tool_calls:
             calls = [call for call in calls if call.index == 0]
         first = not self.started
         self.started = True
-        if chunk.finish_reason is not None:
+        if finish is not None:
             if chunk.usage is None:
                 raise ModelyardError("the engine finished a choice without reporting usage")
-            self.finish_reason, self.usage = chunk.finish_reason, chunk.usage
-        return Delta(first, content, reasoning, tuple(calls), chunk.finish_reason)
+            self.finish_reason, self.usage = finish, chunk.usage
+        return Delta(first, content, reasoning, tuple(calls), finish)
 
 
 def require_finished(states: Sequence[ChoiceState]) -> list[Usage]:

@@ -321,14 +321,21 @@ class GatewayService:
     async def _deltas(
         self, obs: Observation, call: _Call, request: AnyRequest
     ) -> AsyncGenerator[tuple[int, Delta], None]:
-        think = isinstance(request, ChatCompletionRequest) and (
-            call.resolved.model.spec.reasoning_parser == "think_tags"
-        )
-        parallel = not (
-            isinstance(request, ChatCompletionRequest) and request.parallel_tool_calls is False
-        )
+        spec = call.resolved.model.spec
+        think, parallel, text_tools = False, True, False
+        if isinstance(request, ChatCompletionRequest):
+            think = spec.reasoning_parser == "think_tags"
+            parallel = request.parallel_tool_calls is not False
+            # Calls written in the text are parsed when the request offers tools (as vLLM
+            # does with its own tool parsers).
+            text_tools = (
+                spec.core_tool_parser == "minimax_m1"
+                and bool(request.tools)
+                and request.tool_choice != "none"
+            )
         call.states = [
-            ChoiceState(think_tags=think, parallel_tool_calls=parallel) for _ in call.requests
+            ChoiceState(think_tags=think, parallel_tool_calls=parallel, text_tool_calls=text_tools)
+            for _ in call.requests
         ]
         model = call.resolved.model
         streams = [
