@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cluster.config.catalog import Catalog, ModelSpec, PriceTable
 from cluster.config.vllm_args import VLLMDeploymentSettings
+from cluster.placement.config import PlacementSettings
 
 GpuKind = Literal["h100", "h200", "a100"]
 
@@ -116,6 +117,27 @@ class TelemetrySettings(_Strict):
     service_name: str = "modelyard"
 
 
+class PlacementConfig(PlacementSettings):
+    """`placement:` — the router's settings (`cluster.placement.PlacementSettings`, used by
+    every model deployment's Serve request router) plus how the live router gets its inputs.
+    """
+
+    stats_period_s: float = Field(
+        default=1.0, gt=0, description="how often each replica reports its load to routers"
+    )
+    kv_events: bool = Field(
+        default=True, description="replicas publish KV events and routers subscribe to them"
+    )
+    failover_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="tries for a request whose replica fails before its first chunk",
+    )
+    debug_endpoint: bool = Field(
+        default=False, description="GET /debug/routing on the gateway (loopback clients only)"
+    )
+
+
 class ServedModel(_Strict):
     """A catalog entry joined with how it is deployed: what the object graph passes around."""
 
@@ -142,6 +164,7 @@ class ClusterConfig(_Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
     catalog: list[ModelSpec] = Field(
         default_factory=list, description="models added to the built-in catalog"
     )
