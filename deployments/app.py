@@ -1,7 +1,8 @@
 """`build_app(config)`: the whole Serve application of one cluster file.
 
 One model deployment per served model (placement groups from the catalog's parallelism,
-`cluster.placement_plan`), and the gateway bound to a handle of each. Placement plans are
+`cluster.placement_plan`; requests placed by `deployments.request_router` with the
+config's `placement:` section), and the gateway bound to a handle of each. Placement plans are
 computed here, before anything reaches Ray, so an impossible layout fails as a
 `ConfigError` naming the field instead of a replica stuck in PENDING.
 """
@@ -33,6 +34,7 @@ def plan_models(
 
 def build_app(config: ClusterConfig, *, catalog: Catalog | None = None) -> Application:
     handles = {
-        model.id: bind_model(model, plan) for model, plan in plan_models(config, catalog=catalog)
+        model.id: bind_model(model, plan, config.placement)
+        for model, plan in plan_models(config, catalog=catalog)
     }
     return bind_gateway(config, handles)

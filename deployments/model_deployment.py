@@ -12,7 +12,14 @@ Replica methods (called through a `DeploymentHandle`):
 - `stats()` — `EngineStats`; `health()` — bool; `describe()` — id, engine, replica.
 - `engine_metrics()` — the engine's own Prometheus metrics (vLLM's `vllm:*`), or ''.
 - `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
-- `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers.
+- `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers, and
+  `kv_events`: the endpoint of this replica's KV event publisher.
+
+KV events: with `publish_kv_events`, a replica of a model with prefix caching republishes
+its engine's `kv_events()` on a ZMQ PUB socket in vLLM's frame format
+(`cluster.kv_events.publisher`), bound on this node's IP with an ephemeral port
+(127.0.0.1 on a local cluster); every request router subscribes to it
+(`deployments.request_router`).
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from cluster.config.settings import ServedModel
+from cluster.config.settings import PlacementConfig, ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
 from cluster.errors import EngineUnavailable, ModelyardError
+from cluster.kv_events.publisher import KVEventPublisher
 from cluster.placement_plan import PlacementPlan, layout_violations, rank_bundles
 from cluster.service import internal_error
 from deployments.engines.factory import build_engine
@@ -44,11 +52,28 @@ def current_replica_id() -> str:
     return str(context.replica_id.to_full_id_str())
 
 
+def node_ip_address() -> str:
+    """The IP Ray knows this replica's node by (127.0.0.1 on a local cluster).
+
+    `ray.util.get_node_ip_address()` would answer the default route's address inside a
+    worker; the node table has the address the node was started with.
+    """
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        if node.get("NodeID") == node_id:
+            return str(node["NodeManagerAddress"])
+    raise EngineUnavailable(f"node {node_id} is not in Ray's node table")
+
+
 class ModelReplica:
     """The user class of a model deployment (wrapped by `serve.deployment` in `bind_model`)."""
 
     # Ray Serve awaits an async constructor: the replica is ready once its engine started.
-    async def __init__(self, model: ServedModel, plan: PlacementPlan) -> None:  # type: ignore[misc]
+    async def __init__(  # type: ignore[misc]
+        self, model: ServedModel, plan: PlacementPlan, publish_kv_events: bool = True
+    ) -> None:
         self._model = model
         self._plan = plan
         self._replica_id = current_replica_id()
@@ -59,12 +84,23 @@ class ModelReplica:
         )
         await self._engine.start()
         self._closed = False
+        self._publisher: KVEventPublisher | None = None
+        self._pump: asyncio.Task[None] | None = None
+        if publish_kv_events and model.spec.prefix_caching:
+            self._start_publisher()
         logger.info(
             "replica %s of %s ready (engine=%s, gpus=%d)",
             self._replica_id,
             model.id,
             self._engine.name,
             plan.gpus,
+        )
+
+    def _start_publisher(self) -> None:
+        """Republish the engine's KV events (subscribed before any request can arrive)."""
+        self._publisher = KVEventPublisher(bind_port=0, host=node_ip_address())
+        self._pump = asyncio.get_running_loop().create_task(
+            self._publisher.pump(self._engine.kv_events()), name="kv-events-publisher"
         )
 
     def _check_layout(self) -> list[int]:
@@ -163,6 +199,7 @@ class ModelReplica:
             "prefix_cache_queries": stats.prefix_cache_queries,
             "prefix_cache_hits": stats.prefix_cache_hits,
             "prefix_caching": self._model.spec.prefix_caching,
+            "kv_events": self._publisher.endpoint if self._publisher is not None else None,
         }
 
     async def __del__(self) -> None:
@@ -171,11 +208,19 @@ class ModelReplica:
             return
         self._closed = True
         await self._engine.shutdown()
+        if self._pump is not None:
+            self._pump.cancel()
+        if self._publisher is not None:
+            self._publisher.close()
 
 
-def bind_model(model: ServedModel, plan: PlacementPlan) -> Application:
-    """A bound Serve application node for `model`'s deployment (one per catalog model)."""
+def bind_model(
+    model: ServedModel, plan: PlacementPlan, placement: PlacementConfig | None = None
+) -> Application:
+    """A bound Serve application node for `model`'s deployment (one per catalog model),
+    routed by the placement router with `placement` (the cluster file's section)."""
     from ray import serve
 
-    deployment = serve.deployment(**replica_options(model, plan))(ModelReplica)
-    return deployment.bind(model, plan)
+    placement = placement or PlacementConfig()
+    deployment = serve.deployment(**replica_options(model, plan, placement))(ModelReplica)
+    return deployment.bind(model, plan, placement.kv_events)

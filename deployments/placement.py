@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cluster.config.settings import ServedModel
+from cluster.config.settings import PlacementConfig, ServedModel
 from cluster.placement_plan import PlacementPlan
+from deployments.routing.config import request_router_config
 
 #: Concurrent requests a vLLM replica admits when the config does not say; vLLM's own
 #: default max_num_seqs. Requests beyond the running batch wait in the engine's queue, where
@@ -38,8 +39,14 @@ def max_ongoing_requests(model: ServedModel) -> int:
     return 2 * DEFAULT_VLLM_MAX_ONGOING
 
 
-def replica_options(model: ServedModel, plan: PlacementPlan) -> dict[str, Any]:
-    """Keyword arguments for `Deployment.options(...)` of one model's deployment."""
+def replica_options(
+    model: ServedModel, plan: PlacementPlan, placement: PlacementConfig | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for `Deployment.options(...)` of one model's deployment.
+
+    Requests are placed by modelyard's request router (`deployments.request_router`)
+    configured from `placement` (default settings when None).
+    """
     options: dict[str, Any] = {
         "name": model.deployment_name,
         "num_replicas": model.deployment.replicas,
@@ -50,6 +57,7 @@ def replica_options(model: ServedModel, plan: PlacementPlan) -> dict[str, Any]:
         "health_check_timeout_s": 30.0,
         "graceful_shutdown_timeout_s": 20.0,
         "graceful_shutdown_wait_loop_s": 0.5,
+        "request_router_config": request_router_config(model, placement or PlacementConfig()),
     }
     if plan.gpus > 0:
         options["placement_group_bundles"] = [dict(b) for b in plan.bundles]

@@ -1,0 +1,291 @@
+"""`PlacementRequestRouter`: the Ray Serve request router of every model deployment.
+
+Serve builds one instance per deployment in every process that holds a handle to it (each
+gateway replica; a driver that calls a model directly), from `request_router_kwargs`
+(`deployments.routing.config.RouterKwargs`), and calls it on that handle's router event
+loop. It delegates every decision to `cluster.placement.Router`:
+
+    choose_replicas(candidates, request)
+        route   = RouteRequest from the request's EngineRequest (prompt length, chained
+                  block hashes; `deployments.routing.prompts`), computed once per request
+        loads   = ReplicaLoad per candidate (`deployments.routing.loads`)
+        ranked  = Router.rank(route, loads, now)
+        return    [[best], [second], ...]    one replica per tier: Serve sends to the
+                                             first tier whose replica has room, so a full
+                                             replica falls back to the next best
+    on_request_routed     Router.on_routed (provisional prefix entries), count in flight
+    on_request_completed  Router.on_completed (refresh provisional entries), stop counting
+    on_replica_actor_died / replica set shrinks
+                          Router.remove_replica, unsubscribe its KV events
+
+Calls that are not `generate` (health, stats, metrics) get all candidates as one tier:
+Serve's default, the shortest queue.
+
+KV events: each model replica republishes its engine's events on a ZMQ PUB socket and
+reports the endpoint in `record_routing_stats()` (`kv_events`). Whenever Serve hands the
+router a new replica set (membership or stats changed), its `EventFeed` subscribes to
+every listed endpoint and drops the rest; batches are applied with
+`Router.on_kv_events` on this same loop (sequence gaps → the replica's exact entries are
+demoted to provisional, `cluster.placement.sync`). Every router reads the same events,
+so every gateway replica holds the same exact index; only the provisional entries (each
+router's own recent decisions) differ. Models without prefix caching (MiniMax-M1) and
+vLLM models (hashes not exact here) are not subscribed.
+
+Hook exceptions are logged and swallowed: a routing bookkeeping bug must not fail the
+request Serve is sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from typing import Any
+
+from ray.serve._private.common import ReplicaID
+from ray.serve._private.replica_result import ReplicaResult
+from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
+
+from cluster.engine import EngineRequest, KVEventBatch
+from cluster.errors import ModelyardError
+from cluster.kv_events.feed import EventFeed
+from cluster.placement import Decision, Router, RouteRequest
+from deployments.routing.config import RouterKwargs
+from deployments.routing.loads import LoadBook
+from deployments.routing.prompts import PromptHasher, build_hasher
+
+logger = logging.getLogger("ray.serve")
+
+#: Routed-request descriptions kept between `choose_replicas` and `on_request_routed`
+#: (a request cancelled while waiting for a replica leaves its entry behind; the oldest go).
+MAX_PENDING_ROUTES = 10_000
+#: Decision latencies kept for `snapshot()` (our code's share of the gateway's overhead).
+LATENCY_SAMPLES = 10_000
+GENERATE_METHOD = "generate"
+
+
+class PlacementRequestRouter(RequestRouter):
+    # ---- construction (Serve calls __init__, then initialize_state(**kwargs)) --------
+
+    def initialize_state(self, **kwargs: Any) -> None:
+        config = RouterKwargs.model_validate(kwargs)
+        self.config = config
+        self.placement = Router(config.settings)
+        self.hasher: PromptHasher = build_hasher(
+            config.hashing, block_tokens=config.block_tokens, prefix_caching=config.prefix_caching
+        )
+        self.loads = LoadBook()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.feed: EventFeed | None = None
+        self.kv_batches = 0
+        self.decision_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
+        self.decisions: deque[dict[str, Any]] = deque(maxlen=max(1, config.record_decisions))
+        self._routes: OrderedDict[str, tuple[RouteRequest, list[Decision]]] = OrderedDict()
+        self._names: dict[ReplicaID, str] = {}
+
+    # ---- Serve's routing call ---------------------------------------------------------
+
+    async def choose_replicas(
+        self,
+        candidate_replicas: list[RunningReplica],
+        pending_request: PendingRequest | None = None,
+    ) -> list[list[RunningReplica]]:
+        self._bind_loop()
+        if pending_request is None or not candidate_replicas:
+            return [candidate_replicas]
+        # After every tier was tried, Serve backs off before asking again (no busy loop).
+        pending_request.routing_context.should_backoff = True
+        started = time.perf_counter_ns()
+        key = pending_request.metadata.internal_request_id
+        found = self._routes.get(key)
+        route = found[0] if found is not None else self._route_of(pending_request)
+        if route is None:
+            return [candidate_replicas]
+        cache = self.replica_queue_len_cache
+        loads = [
+            self.loads.load(self._name(r.replica_id), r.routing_stats, cache.get(r.replica_id))
+            for r in candidate_replicas
+        ]
+        try:
+            ranked = self.placement.rank(route, loads, time.monotonic())
+        except ModelyardError:
+            return [candidate_replicas]
+        self._routes[key] = (route, ranked)
+        self._routes.move_to_end(key)
+        while len(self._routes) > MAX_PENDING_ROUTES:
+            self._routes.popitem(last=False)
+        by_name = {self._name(r.replica_id): r for r in candidate_replicas}
+        tiers = [[by_name[d.replica_id]] for d in ranked]
+        self.decision_ns.append(time.perf_counter_ns() - started)
+        return tiers
+
+    def _route_of(self, pending_request: PendingRequest) -> RouteRequest | None:
+        if pending_request.metadata.call_method != GENERATE_METHOD:
+            return None
+        request = _engine_request(pending_request)
+        if request is None:
+            return None
+        try:
+            return self.hasher.route_request(request)
+        except Exception:  # the replica judges the request; place it by load alone
+            return RouteRequest(request_id=request.request_id, block_hashes=(), prompt_tokens=1)
+
+    def _name(self, replica_id: ReplicaID) -> str:
+        name = self._names.get(replica_id)
+        if name is None:
+            name = replica_id.to_full_id_str()
+            self._names[replica_id] = name
+        return name
+
+    # ---- lifecycle hooks --------------------------------------------------------------
+
+    def on_request_routed(
+        self, pending_request: PendingRequest, replica_id: ReplicaID, result: ReplicaResult
+    ) -> None:
+        try:
+            self._routed(pending_request, self._name(replica_id))
+        except Exception:
+            logger.exception("placement bookkeeping failed for a routed request")
+
+    def _routed(self, pending_request: PendingRequest, name: str) -> None:
+        key = pending_request.metadata.internal_request_id
+        found = self._routes.pop(key, None)
+        if found is None:
+            return
+        route, ranked = found
+        decision = next((d for d in ranked if d.replica_id == name), None)
+        matched = decision.matched_tokens if decision is not None else 0.0
+        now = time.monotonic()
+        if self.config.record_decisions:
+            self._record(route, name, ranked, matched, now)
+        self.placement.on_routed(route, name, now)
+        self.loads.routed(key, name, route, round(route.prompt_tokens - matched))
+
+    def _record(
+        self, route: RouteRequest, name: str, ranked: list[Decision], matched: float, now: float
+    ) -> None:
+        exact = self.placement.index.match(route.block_hashes, now).get(name)
+        self.decisions.append(
+            {
+                "request_id": route.request_id,
+                "replica_id": name,
+                "prompt_tokens": route.prompt_tokens,
+                "matched_tokens": matched,
+                "exact_tokens": (exact.exact_blocks if exact else 0) * self.config.block_tokens,
+                "first_choice": ranked[0].replica_id if ranked else None,
+                "ranked": [d.replica_id for d in ranked],
+            }
+        )
+
+    def on_request_completed(self, replica_id: ReplicaID, internal_request_id: str) -> None:
+        try:
+            name = self._name(replica_id)
+            done = self.loads.completed(internal_request_id, name)
+            if done is not None:
+                self.placement.on_completed(done.route, name, time.monotonic())
+        except Exception:
+            logger.exception("placement bookkeeping failed for a completed request")
+
+    def on_replica_actor_died(self, replica_id: ReplicaID) -> None:
+        super().on_replica_actor_died(replica_id)
+        self._forget(self._name(replica_id))
+
+    def update_replicas(self, replicas: list[RunningReplica]) -> None:
+        super().update_replicas(replicas)
+        self._bind_loop()
+        current = {r.replica_id for r in replicas}
+        for gone in [rid for rid in self._names if rid not in current]:
+            self._forget(self._names.pop(gone))
+        endpoints: dict[str, str] = {}
+        for r in replicas:
+            name = self._name(r.replica_id)
+            endpoint = r.routing_stats.get("kv_events")
+            if isinstance(endpoint, str) and endpoint:
+                endpoints[name] = endpoint
+        if self.feed is not None:
+            self.feed.sync(endpoints)
+
+    def _forget(self, name: str) -> None:
+        self.placement.remove_replica(name)
+        self.loads.forget(name)
+        if self.feed is not None:
+            self.feed.forget(name)
+
+    # ---- KV events --------------------------------------------------------------------
+
+    def _bind_loop(self) -> None:
+        if self.loop is not None:
+            return
+        self.loop = asyncio.get_running_loop()
+        if self.config.kv_events:
+            self.feed = EventFeed(self._on_batch)
+
+    def _on_batch(self, batch: KVEventBatch) -> None:
+        self.kv_batches += 1
+        self.placement.on_kv_events(batch, time.monotonic())
+
+    async def close(self) -> None:
+        """Stop every KV event subscription (tests; Serve has no router shutdown hook)."""
+        if self.feed is not None:
+            await self.feed.close()
+
+    # ---- introspection ----------------------------------------------------------------
+
+    def snapshot(self, *, include_index: bool = False) -> dict[str, Any]:
+        """What this router knows (call on its loop; `deployments.routing.introspect`).
+
+        `include_index` adds every exactly held block hash per replica (large).
+        """
+        now = time.monotonic()
+        placement = self.placement
+        exact = placement.index.exact_holdings()
+        replicas: dict[str, Any] = {}
+        for name in sorted(set(self._names.values())):
+            count, tokens = self.loads.own(name)
+            feed = self.feed.stats.get(name) if self.feed is not None else None
+            replicas[name] = {
+                "in_flight": count,
+                "in_flight_prefill_tokens": tokens,
+                "exact_blocks": len(exact.get(name, ())),
+                "kv_events": feed.endpoint if feed is not None else None,
+                "kv_batches": feed.batches if feed is not None else 0,
+            }
+        return {
+            "model": self.config.model_id,
+            "hashing": self.config.hashing,
+            "exact_hashes": self.hasher.exact,
+            "prefix_caching": self.config.prefix_caching,
+            "kv_events": self.config.kv_events,
+            "block_tokens": self.config.block_tokens,
+            "index_blocks": len(placement.index),
+            "kv_batches": self.kv_batches,
+            "lost_batches": placement.sequencer.lost_batches,
+            "skipped_events": placement.events.skipped_events,
+            "replicas": replicas,
+            "exact_index": (
+                {name: sorted(hashes) for name, hashes in exact.items()} if include_index else None
+            ),
+            "decision_us": _percentiles(self.decision_ns),
+            "decisions": list(self.decisions) if self.config.record_decisions else [],
+            "monotonic": now,
+        }
+
+
+def _engine_request(pending_request: PendingRequest) -> EngineRequest | None:
+    for value in (*pending_request.args, *pending_request.kwargs.values()):
+        if isinstance(value, EngineRequest):
+            return value
+    return None
+
+
+def _percentiles(samples: deque[int]) -> dict[str, float]:
+    if not samples:
+        return {"count": 0, "p50": 0.0, "p99": 0.0}
+    ordered = sorted(samples)
+    n = len(ordered)
+    return {
+        "count": n,
+        "p50": ordered[n // 2] / 1000.0,
+        "p99": ordered[min(n - 1, int(0.99 * n))] / 1000.0,
+    }
