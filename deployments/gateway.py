@@ -5,7 +5,9 @@ class defines `__serve_build_asgi_app__`, which Serve calls after the constructo
 where the FastAPI app is built, so it holds this replica's `DeploymentHandle`s (Serve
 replaces the bound model deployments passed to `bind` by handles) and nothing of it has to
 be pickled. With `gateway.grpc_port` set, the app's lifespan also runs the gRPC API
-(`cluster.grpc.lifespan`) on the replica's event loop, sharing the app's core.
+(`cluster.grpc.lifespan`) on the replica's event loop, sharing the app's core. With
+`placement.debug_endpoint` on, `GET /debug/routing` shows this replica's request routers
+(loopback clients only; `deployments.routing.debug`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,14 @@ class Gateway:
         from cluster.grpc.lifespan import attach_grpc_server
         from cluster.http import build_gateway_app
 
+        placement = self._config.placement
         served = self._config.served_models(load_builtin_catalog())
-        app = build_gateway_app(self._config, served, HandleBackend(self._handles))
+        backend = HandleBackend(self._handles, failover_attempts=placement.failover_attempts)
+        app = build_gateway_app(self._config, served, backend)
+        if placement.debug_endpoint:
+            from deployments.routing.debug import add_routing_debug_route
+
+            add_routing_debug_route(app, backend)
         # With gateway.grpc_port set, the gRPC API runs beside the app, over the same core.
         attach_grpc_server(app, self._config.gateway)
         return app

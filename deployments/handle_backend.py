@@ -8,21 +8,39 @@ Errors are translated here, once, on the caller's side of the Ray edge:
 
 Closing the stream early (the HTTP client disconnected) cancels the handle call, which
 cancels `ModelReplica.generate` on the replica, which aborts the engine request.
+
+Failover: a request whose replica fails before the first chunk reached the caller — the
+replica died or became unreachable (Ray's actor/worker/node errors), or its engine
+answered `EngineUnavailable` (shutting down) — is sent again, up to `failover_attempts`
+tries in all; Serve's router has meanwhile dropped a dead replica, so the retry lands on
+another one. Once a chunk was yielded the client may have seen output, so a failure ends
+the stream with `EngineUnavailable` (an SSE `error` event / gRPC UNAVAILABLE): Ray fails a
+dead actor's stream promptly, so it never hangs.
+
+`routing()` returns each model's request-router snapshot (`deployments.routing.introspect`)
+for the gateway's debug endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError
 from cluster.telemetry.exposition import merge_expositions
+from deployments.routing.introspect import snapshot_of
+
+logger = logging.getLogger("ray.serve")
 
 #: Seconds a health probe may take per model before the model counts as unhealthy.
 HEALTH_TIMEOUT_S = 5.0
+#: Tries per request when replicas fail before the first chunk (config: placement).
+DEFAULT_FAILOVER_ATTEMPTS = 3
 
 
 def _ray_failures() -> tuple[type[BaseException], ...]:
@@ -42,13 +60,33 @@ def _ray_failures() -> tuple[type[BaseException], ...]:
     )
 
 
+def _replica_lost() -> tuple[type[BaseException], ...]:
+    """Failures of one replica, after which another replica may well succeed."""
+    from ray import exceptions as ray_exc
+    from ray.serve import exceptions as serve_exc
+
+    return (
+        ray_exc.RayActorError,
+        ray_exc.WorkerCrashedError,
+        ray_exc.NodeDiedError,
+        ray_exc.ObjectLostError,
+        serve_exc.ReplicaUnavailableError,
+    )
+
+
 class HandleBackend:
     """Streams `EngineRequest`s to the model deployments through their handles.
 
     `handles` maps a served model's public id to the `DeploymentHandle` of its deployment.
     """
 
-    def __init__(self, handles: Mapping[str, Any]) -> None:
+    def __init__(
+        self, handles: Mapping[str, Any], *, failover_attempts: int = DEFAULT_FAILOVER_ATTEMPTS
+    ) -> None:
+        if failover_attempts < 1:
+            raise ValueError("failover_attempts must be at least 1")
+        self._attempts = failover_attempts
+        self._replica_lost = _replica_lost()
         self._handles = dict(handles)
         self._stream_handles = {
             model_id: handle.options(stream=True) for model_id, handle in self._handles.items()
@@ -67,19 +105,57 @@ class HandleBackend:
     async def generate(
         self, model: ServedModel, request: EngineRequest
     ) -> AsyncIterator[EngineChunk]:
-        response = self._handle(model).generate.remote(request)
+        handle = self._handle(model)
+        attempt = 1
+        while True:
+            started = False
+            try:
+                async with aclosing(self._attempt(model, handle, request)) as chunks:
+                    async for chunk in chunks:
+                        started = True
+                        yield chunk
+                return
+            except _NotStarted as failed:
+                if started or attempt >= self._attempts:
+                    raise failed.error from None
+                logger.warning(
+                    "request %s to %s failed before its first chunk (%s); retrying (%d/%d)",
+                    request.request_id,
+                    model.id,
+                    failed.error.message,
+                    attempt + 1,
+                    self._attempts,
+                )
+                attempt += 1
+
+    async def _attempt(
+        self, model: ServedModel, handle: Any, request: EngineRequest
+    ) -> AsyncGenerator[EngineChunk, None]:
+        """One try. Raises `_NotStarted` for a replica failure before the first chunk."""
+        response = handle.generate.remote(request)
         done = False
+        started = False
         try:
             async for chunk in response:
                 if not isinstance(chunk, EngineChunk):
                     raise ModelyardError(f"replica sent {type(chunk).__name__}, not EngineChunk")
                 if chunk.error is not None:
                     done = True
-                    chunk.error.raise_()
+                    error = chunk.error.to_exception()
+                    if not started and isinstance(error, EngineUnavailable):
+                        raise _NotStarted(error)
+                    raise error
+                started = True
                 yield chunk
             done = True
-        except ModelyardError:
+        except (ModelyardError, _NotStarted):
             raise
+        except self._replica_lost as err:
+            done = True
+            lost = EngineUnavailable(f"model {model.id!r} is unavailable: {type(err).__name__}")
+            if not started:
+                raise _NotStarted(lost) from None
+            raise lost from None
         except self._failures as err:
             done = True
             raise EngineUnavailable(
@@ -91,6 +167,16 @@ class HandleBackend:
         finally:
             if not done:
                 response.cancel()
+
+    async def routing(self, *, include_index: bool = False) -> dict[str, Any]:
+        """Model id -> its request router's snapshot in this process (None if not built)."""
+        out: dict[str, Any] = {}
+        for model_id, handle in self._stream_handles.items():
+            try:
+                out[model_id] = await snapshot_of(handle, include_index=include_index)
+            except TimeoutError:
+                out[model_id] = None
+        return out
 
     async def health(self) -> dict[str, bool]:
         """Model id -> whether one of its replicas answers a health probe in time."""
@@ -129,3 +215,11 @@ class HandleBackend:
         except self._failures:
             return False
         return bool(ok)
+
+
+class _NotStarted(Exception):
+    """A try failed before its first chunk with an error another replica may not have."""
+
+    def __init__(self, error: ModelyardError) -> None:
+        super().__init__(error.message)
+        self.error = error
