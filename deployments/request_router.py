@@ -104,7 +104,12 @@ class PlacementRequestRouter(RequestRouter):
             return [candidate_replicas]
         cache = self.replica_queue_len_cache
         loads = [
-            self.loads.load(self._name(r.replica_id), r.routing_stats, cache.get(r.replica_id))
+            self.loads.load(
+                self._name(r.replica_id),
+                r.routing_stats,
+                cache.get(r.replica_id),
+                route.prompt_tokens,
+            )
             for r in candidate_replicas
         ]
         try:

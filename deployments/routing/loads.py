@@ -6,16 +6,17 @@ requests exactly and the others' only through shared numbers:
     own_j      = requests this router routed to replica j that have not completed
     t_j        = their prefill estimate, sum of (prompt tokens - matched tokens at decision)
     n_j        = requests replica j is serving for everyone: Serve's queue-length cache
-                 (refreshed by every request sent to j, any router), else the replica's
-                 last `record_routing_stats` running + waiting
+                 (the replica's own count of ongoing requests, as it answered this
+                 router's last send there, then +1 per send and -1 per completion),
+                 else the replica's last `record_routing_stats` running + waiting
     others_j   = max(0, n_j - own_j)
     backlog_j  = t_j + others_j * p_mean                  (ReplicaLoad.queued_prefill_tokens)
 
-p_mean is a moving average (weight 0.1) of this router's prefill estimates, standing in for the
-size of requests it cannot see. A request counts until it completes (decode included): a
-router cannot see the first token, and a decoding request still takes batch slots.
-`running`, `waiting` and `kv_usage` are the replica's reported numbers (at most one
-`placement.stats_period_s` old).
+p_mean is a moving average (weight 0.1) of this router's prefill estimates, standing in
+for the size of requests it cannot see (before its first routed request: the prompt being
+placed). A request counts until it completes (decode included): a router cannot see the
+first token, and a decoding request still takes batch slots. `running`, `waiting` and
+`kv_usage` are the replica's reported numbers (at most one `placement.stats_period_s` old).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class LoadBook:
         self._inflight: dict[str, InFlight] = {}
         self._own: dict[str, _Own] = {}
         self.mean_prefill = 0.0
+        self.samples = 0
 
     def __len__(self) -> int:
         return len(self._inflight)
@@ -66,7 +68,11 @@ class LoadBook:
         own = self._own.setdefault(replica_id, _Own())
         own.count += 1
         own.tokens += prefill
-        self.mean_prefill += EWMA_ALPHA * (prefill - self.mean_prefill)
+        if self.samples == 0:
+            self.mean_prefill = float(prefill)
+        else:
+            self.mean_prefill += EWMA_ALPHA * (prefill - self.mean_prefill)
+        self.samples += 1
 
     def completed(self, key: str, replica_id: str) -> InFlight | None:
         """Stop counting it; None when it is not in flight on that replica (e.g. the
@@ -85,16 +91,24 @@ class LoadBook:
         self._own.pop(replica_id, None)
         return out
 
-    def load(self, replica_id: str, stats: Mapping[str, Any], ongoing: int | None) -> ReplicaLoad:
-        """The replica's `ReplicaLoad` (module docstring); `ongoing`: Serve's cached count."""
+    def load(
+        self,
+        replica_id: str,
+        stats: Mapping[str, Any],
+        ongoing: int | None,
+        prior_prefill: int = 0,
+    ) -> ReplicaLoad:
+        """The replica's `ReplicaLoad` (module docstring); `ongoing`: Serve's cached count;
+        `prior_prefill`: p_mean until this router has routed a request."""
         running = _int(stats.get("running"))
         waiting = _int(stats.get("waiting"))
         total = ongoing if ongoing is not None else running + waiting
         count, tokens = self.own(replica_id)
         others = max(0, total - count)
+        mean = self.mean_prefill if self.samples else float(prior_prefill)
         return ReplicaLoad(
             replica_id=replica_id,
-            queued_prefill_tokens=tokens + round(others * self.mean_prefill),
+            queued_prefill_tokens=tokens + round(others * mean),
             running=running,
             waiting=waiting,
             kv_usage=_usage(stats.get("kv_usage")),
