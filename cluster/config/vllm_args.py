@@ -24,6 +24,11 @@ Derivations (documented once, here):
 - quantization = catalog `quantization` (None lets vLLM detect it from the checkpoint).
 - reasoning: vLLM gets no reasoning parser for `think_tags` models; their raw text reaches
   the gateway, whose `<think>` parser fills `reasoning_content`.
+- tool calls: tool_call_parser = the catalog's `tool_parser`, except for the formats the core
+  parses itself (`CORE_TOOL_PARSERS`, e.g. `minimax_m1`): vLLM gets no tool parser, the raw
+  text reaches the gateway, and `core_tool_parser` tells the adapter to constrain a named or
+  "required" tool_choice to that format. enable_auto_tool_choice = the model has a
+  `tool_parser` of either kind (so vLLM accepts "auto" and passes the text through).
 """
 
 from __future__ import annotations
@@ -161,6 +166,11 @@ class VLLMServingArgs(_Strict):
     served_model_name: str
     tool_call_parser: str | None = None
     enable_auto_tool_choice: bool = False
+    core_tool_parser: str | None = Field(
+        default=None,
+        description="tool-call format the gateway parses from the text (not a vLLM parser); "
+        "a named or 'required' tool_choice is constrained to it by structured output",
+    )
     tool_strict_level: ToolStrictLevel = "parameter"
     reasoning_parser: str | None = None
     chat_template: str | None = None
@@ -250,8 +260,9 @@ def vllm_config_for(
     )
     serving = VLLMServingArgs(
         served_model_name=spec.id,
-        tool_call_parser=spec.tool_parser,
+        tool_call_parser=spec.vllm_tool_parser,
         enable_auto_tool_choice=spec.tool_parser is not None,
+        core_tool_parser=spec.core_tool_parser,
         tool_strict_level=settings.tool_strict_level,
         reasoning_parser=None,
         chat_template=model_args.chat_template,

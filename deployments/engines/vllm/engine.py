@@ -211,8 +211,9 @@ class VLLMEngine:
         try:
             if request.messages is not None:
                 self._live[request.request_id] = f"chatcmpl-{request.request_id}"
+                core_tools = self.config.serving.core_tool_parser if self.config else None
                 result = await self._serving.chat.create_chat_completion(
-                    chat_request(request, model_name=name)
+                    chat_request(request, model_name=name, core_tool_parser=core_tools)
                 )
             else:
                 self._live[request.request_id] = f"cmpl-{request.request_id}-0"

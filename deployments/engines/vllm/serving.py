@@ -27,6 +27,7 @@ from vllm.renderers.chat_utils import ConversationMessage, load_chat_template
 from vllm.renderers.online_renderer import OnlineRenderer
 from vllm.v1.engine.async_llm import AsyncLLM
 
+from cluster.config.catalog import CORE_TOOL_PARSERS
 from cluster.config.vllm_args import VLLMServingArgs
 from cluster.errors import ConfigError, ContextLengthExceeded
 
@@ -43,7 +44,8 @@ def check_tool_parser(args: VLLMServingArgs, *, model_id: str) -> None:
     if name not in known:
         raise ConfigError(
             f"catalog[{model_id}].tool_parser: {name!r} is not a tool parser of the installed "
-            f"vLLM {__version__} (known: {', '.join(sorted(known))})",
+            f"vLLM {__version__} (known: {', '.join(sorted(known))}) nor one modelyard "
+            f"parses itself ({', '.join(sorted(CORE_TOOL_PARSERS))})",
             param="tool_parser",
         )
 

@@ -88,12 +88,20 @@ EXPECTED: dict[str, dict[str, Any]] = {
     },
 }
 
-# (tool parser, auto tool choice, bundle indices of the GPU ranks, placement: nodes, strategy)
-SERVING: dict[str, tuple[str, str | None, int, str]] = {
-    "mistralai/devstral-small": ("mistral", "1,2", 1, "STRICT_PACK"),
-    "minimax/minimax-m1": ("minimax", ",".join(str(i) for i in range(1, 17)), 2, "PACK"),
-    "qwen/qwen3-coder-flash": ("qwen3_coder", "1,2", 1, "STRICT_PACK"),
-    "casperhansen/mistral-small-24b-instruct-2501-awq": ("mistral", None, 1, "STRICT_PACK"),
+# (vLLM's tool parser, the core's tool parser, bundle indices of the GPU ranks, placement:
+# nodes, strategy). MiniMax-M1's <tool_calls> format has no vLLM 0.32 parser: the core
+# parses it (cluster/parsing/minimax_tools.py), vLLM passes the text through.
+SERVING: dict[str, tuple[str | None, str | None, str | None, int, str]] = {
+    "mistralai/devstral-small": ("mistral", None, "1,2", 1, "STRICT_PACK"),
+    "minimax/minimax-m1": (
+        None,
+        "minimax_m1",
+        ",".join(str(i) for i in range(1, 17)),
+        2,
+        "PACK",
+    ),
+    "qwen/qwen3-coder-flash": ("qwen3_coder", None, "1,2", 1, "STRICT_PACK"),
+    "casperhansen/mistral-small-24b-instruct-2501-awq": ("mistral", None, None, 1, "STRICT_PACK"),
 }
 
 
@@ -111,11 +119,12 @@ def test_engine_args_for_each_catalog_model(model_id: str) -> None:
 
 @pytest.mark.parametrize("model_id", sorted(SERVING))
 def test_serving_args_env_and_placement(model_id: str) -> None:
-    parser, bundles, nodes, strategy = SERVING[model_id]
+    parser, core_parser, bundles, nodes, strategy = SERVING[model_id]
     model = served(model_id, engine="vllm")
     config = vllm_config_for(model)
     assert config.serving.tool_call_parser == parser
-    assert config.serving.enable_auto_tool_choice is True
+    assert config.serving.core_tool_parser == core_parser
+    assert config.serving.enable_auto_tool_choice is True  # "auto" reaches vLLM either way
     assert config.serving.reasoning_parser is None  # think tags are parsed by the gateway
     assert config.serving.enable_prompt_tokens_details is True
     plan = plan_for(model, NODE_PAIR)
