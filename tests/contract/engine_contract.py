@@ -71,6 +71,7 @@ from cluster.api.messages import (
 from cluster.config import ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, KVEventBatch, Usage
 from cluster.errors import ContextLengthExceeded, ModelNotFound
+from cluster.parsing import MiniMaxToolParser
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class ContractContext:
     # (stats() no longer counts it); when False the suite polls until `timeout_s`.
     release_is_immediate: bool = True
     timeout_s: float = 30.0
+    # The model writes tool calls in its text (catalog tool_parser: minimax_m1); the core,
+    # not the engine, turns them into tool calls.
+    tool_calls_in_text: bool = False
 
     @classmethod
     def for_model(cls, engine: Engine, model: ServedModel, **overrides: Any) -> ContractContext:
@@ -101,6 +105,7 @@ class ContractContext:
             context_window=model.spec.context_window,
             prefix_caching=model.spec.prefix_caching,
             lora=model.spec.lora is not None,
+            tool_calls_in_text=model.spec.core_tool_parser is not None,
             **overrides,
         )
 
@@ -382,13 +387,18 @@ class EngineContract:
         )
         chunks = await collect(contract, request)
         assert chunks[-1].finish_reason in ("tool_calls", "stop")
+        deltas = [delta for chunk in chunks for delta in chunk.tool_calls]
+        if contract.tool_calls_in_text:  # parsed as the core parses it
+            assert not deltas
+            parser = MiniMaxToolParser()
+            text = "".join(chunk.text for chunk in chunks)
+            deltas = [*parser.feed(text).calls, *parser.finish().calls]
         calls: dict[int, dict[str, str]] = {}
-        for chunk in chunks:
-            for delta in chunk.tool_calls:
-                call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
-                call["id"] = call["id"] or (delta.id or "")
-                call["name"] = call["name"] or (delta.name or "")
-                call["arguments"] += delta.arguments
+        for delta in deltas:
+            call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = call["id"] or (delta.id or "")
+            call["name"] = call["name"] or (delta.name or "")
+            call["arguments"] += delta.arguments
         assert len(calls) == 1, f"expected one tool call, got {calls}"
         call = calls[0]
         assert call["id"] and call["name"] == "get_weather"

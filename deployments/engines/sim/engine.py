@@ -182,6 +182,7 @@ class SimEngine:
             limit=limit,
             seed=self.settings.seed,
             think_tags=spec.reasoning_parser == "think_tags",
+            text_tool_calls=spec.core_tool_parser == "minimax_m1",
         )
         extra = request_extra_keys(request.adapter, request.cache_salt)
         bs = self._cache.block_size

@@ -13,6 +13,11 @@ limit:
   function's JSON-schema `parameters` (see `tool_args`). It ends with "tool_calls".
 - Models with `reasoning_parser == "think_tags"` start with a raw `<think>…</think>` block in
   the text (the gateway parses it into `reasoning_content`).
+- Models whose calls the core parses from the text (`text_tool_calls`, catalog
+  `tool_parser: minimax_m1`) write the call as MiniMax-M1 does, raw in the text:
+  `<tool_calls>\n{"name": …, "arguments": {…}}\n</tool_calls>`, one token piece at a time,
+  finishing "stop" as vLLM does without a tool parser (the gateway parses the block into
+  `tool_calls` and reports "tool_calls").
 - Text is pseudo-words drawn from a fixed syllable set, 24-160 tokens long.
 - Stop strings: the text is cut before the earliest occurrence (not included), no tool call
   follows, finish "stop". Then at most `limit` tokens are kept; if that cut anything, finish
@@ -35,6 +40,7 @@ from cluster.api.messages import FunctionDefinition, NamedToolChoice, Tool, Tool
 from cluster.engine import EngineRequest, ToolCallDelta
 from cluster.engine.types import FinishReason
 from cluster.errors import InvalidRequest
+from cluster.parsing.minimax_tools import CLOSE_TAG, OPEN_TAG
 from deployments.engines.sim.tokenizer import pieces
 from deployments.engines.sim.tool_args import example_value
 
@@ -137,6 +143,7 @@ def plan_output(
     limit: int,
     seed: int,
     think_tags: bool,
+    text_tool_calls: bool = False,
 ) -> OutputPlan:
     """The tokens this request will stream and its finish reason (module docstring)."""
     if limit < 1:
@@ -148,6 +155,11 @@ def plan_output(
         text = "<think>\n" + _prose(rng, rng.randint(12, 48)) + "\n</think>\n\n"
     if tool is None:
         text += _prose(rng, rng.randint(MIN_TEXT_TOKENS, MAX_TEXT_TOKENS))
+    elif text_tool_calls:
+        arguments = example_value(tool.parameters or {}, rng, words=_words(rng, 16))
+        line = json.dumps({"name": tool.name, "arguments": arguments}, ensure_ascii=False)
+        text += f"{OPEN_TAG}\n{line}\n{CLOSE_TAG}"
+        tool = None  # the call is text now; no structured call follows
     stopped = False
     for stop in request.sampling.stop:
         at = text.find(stop) if stop else -1
