@@ -1,10 +1,12 @@
-"""Decision cost of `Router.select`: one prompt among many replicas, in the worst shape.
+"""Decision cost of `Router.select`: one long prompt among many replicas.
 
 Setup: `replicas` replicas; a pool of 64 distinct prompts of `prompt_tokens` tokens, each
-a chain of P = prompt_tokens // block_tokens block hashes; for every prompt, replica j
-holds (exactly, via the index) its first ceil(P * (j + 1) / replicas) blocks, so every
-decision walks the whole prompt with replicas dropping out one by one (the most work the
-index walk can do), plus unrelated blocks so the index holds at least 200,000 entries.
+a chain of P = prompt_tokens // block_tokens block hashes; for every prompt, `holders`
+replicas (all of them by default) hold prefixes of it of different lengths: holder j of
+H holds (exactly, via the index) the first ceil(P * (j + 1) / H) blocks, so every decision
+walks the whole prompt with the holders dropping out one by one. With H = R that is the
+most work the index walk can do; a prompt cached on a few replicas (H = 1..4) is the
+common case. Unrelated blocks fill the index to at least 200,000 entries.
 Loads are drawn from a seeded RNG. Each decision is timed alone, twice over: wall clock
 (`perf_counter_ns`) and this thread's CPU time (`thread_time_ns`, which a busy shared host
 does not inflate by descheduling the process; it adds ~1-3 us of its own call cost).
@@ -32,7 +34,13 @@ MIN_INDEXED = 200_000
 
 
 def measure_decision_cost(
-    *, replicas: int, prompt_tokens: int, block_tokens: int, decisions: int, seed: int = 0
+    *,
+    replicas: int,
+    prompt_tokens: int,
+    block_tokens: int,
+    decisions: int,
+    holders: int | None = None,
+    seed: int = 0,
 ) -> dict[str, float]:
     rng = random.Random(seed)
     blocks = max(1, prompt_tokens // block_tokens)
@@ -41,12 +49,14 @@ def measure_decision_cost(
         PlacementSettings(index=IndexSettings(block_tokens=block_tokens, max_blocks=cap))
     )
     ids = [f"replica-{j}" for j in range(replicas)]
+    hold = replicas if holders is None else max(1, min(holders, replicas))
     prompts: list[list[int]] = []
     for p in range(PROMPTS):
         chain = [(p << 32) | b for b in range(blocks)]
         prompts.append(chain)
-        for j, rid in enumerate(ids):
-            router.index.store_exact(rid, chain[: math.ceil(blocks * (j + 1) / replicas)])
+        for j in range(hold):
+            rid = ids[(p + j * max(1, replicas // hold)) % replicas]
+            router.index.store_exact(rid, chain[: math.ceil(blocks * (j + 1) / hold)])
     filler = MIN_INDEXED - len(router.index)
     for k in range(max(0, filler)):
         router.index.store_exact(ids[k % replicas], [(1 << 60) | k])
@@ -78,6 +88,7 @@ def measure_decision_cost(
     cpu_us = np.array(cpu, dtype=float) / 1000.0
     return {
         "replicas": float(replicas),
+        "holders": float(hold),
         "prompt_tokens": float(prompt_tokens),
         "prompt_blocks": float(blocks),
         "block_tokens": float(block_tokens),

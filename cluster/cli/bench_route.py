@@ -94,6 +94,12 @@ def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--prompt-tokens", type=int, default=32_768)
     p.add_argument("--decisions", type=int, default=5000)
+    p.add_argument(
+        "--holders",
+        type=int,
+        default=None,
+        help="replicas holding prefixes of each prompt (default: all, the worst case)",
+    )
     p.set_defaults(run=run)
 
 
@@ -294,6 +300,7 @@ def _run_decision_cost(args: argparse.Namespace) -> int:
         prompt_tokens=args.prompt_tokens,
         block_tokens=args.block_tokens,
         decisions=args.decisions,
+        holders=args.holders,
         seed=args.seed,
     )
     if args.json:
@@ -301,7 +308,8 @@ def _run_decision_cost(args: argparse.Namespace) -> int:
     else:
         print(
             f"Router.select, {args.prompt_tokens}-token prompts ({result['prompt_blocks']} "
-            f"blocks of {args.block_tokens}) among {args.replicas} replicas, "
+            f"blocks of {args.block_tokens}) among {args.replicas} replicas "
+            f"({result['holders']:.0f} holding prefixes of it), "
             f"{result['indexed_blocks']} blocks indexed, {args.decisions} decisions: "
             f"wall p50 {result['p50_us']:.1f} µs, p99 {result['p99_us']:.1f} µs, "
             f"max {result['max_us']:.1f} µs; thread CPU p50 {result['cpu_p50_us']:.1f} µs, "

@@ -8,9 +8,12 @@ then placement raises `EngineUnavailable`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Protocol
 
 from cluster.placement.types import ReplicaLoad, RouteRequest
+
+_HEALTHY = attrgetter("healthy")
 
 
 class ReplicaFilter(Protocol):
@@ -25,7 +28,7 @@ class HealthyFilter:
     def filter(
         self, request: RouteRequest, replicas: Sequence[ReplicaLoad]
     ) -> Sequence[ReplicaLoad]:
-        if all(r.healthy for r in replicas):
+        if all(map(_HEALTHY, replicas)):
             return replicas
         return [r for r in replicas if r.healthy]
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 
 from cluster.engine import KVEventBatch
 from cluster.errors import EngineUnavailable
@@ -43,6 +45,28 @@ from cluster.placement.scorers import (
 )
 from cluster.placement.sync import EventSequencer
 from cluster.placement.types import Decision, ReplicaLoad, RouteRequest, ScoreContext
+
+_REPLICA_ID = attrgetter("replica_id")
+_BACKLOG = attrgetter("queued_prefill_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """One scoring pass over the candidates (shared by `select` and `rank`)."""
+
+    ids: list[str]
+    totals: list[float]
+    ctx: ScoreContext
+    per_scorer: list[tuple[str, list[float]]]
+
+    def decision(self, i: int) -> Decision:
+        return Decision(
+            replica_id=self.ids[i],
+            score=self.totals[i],
+            matched_tokens=self.ctx.matched_tokens[i],
+            guarded=self.ctx.guarded[i],
+            scores={name: scores[i] for name, scores in self.per_scorer},
+        )
 
 
 def default_scorers(settings: PlacementSettings) -> list[tuple[Scorer, float]]:
@@ -93,32 +117,9 @@ class Router:
     def select(
         self, request: RouteRequest, replicas: Sequence[ReplicaLoad], now: float
     ) -> Decision:
-        candidates = replicas
-        for f in self.filters:
-            candidates = f.filter(request, candidates)
-        if not candidates:
-            raise EngineUnavailable("no healthy replica can take the request")
-        ctx = self._context(request, candidates, now)
-        totals: list[float] | None = None
-        per_scorer: list[tuple[str, list[float]]] = []
-        for scorer, weight in self.scorers:
-            scores = scorer.score(request, candidates, ctx)
-            per_scorer.append((scorer.name, scores))
-            if totals is None:
-                totals = [weight * s for s in scores]
-            else:
-                totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
-        if totals is None:  # every weight is 0: all candidates are equal
-            totals = [0.0] * len(candidates)
-        ids = [c.replica_id for c in candidates]
-        i = self.picker.pick(request.request_id, ids, totals)
-        return Decision(
-            replica_id=ids[i],
-            score=totals[i],
-            matched_tokens=ctx.matched_tokens[i],
-            guarded=ctx.guarded[i],
-            scores={name: scores[i] for name, scores in per_scorer},
-        )
+        scored = self._score(request, replicas, now)
+        i = self.picker.pick(request.request_id, scored.ids, scored.totals)
+        return scored.decision(i)
 
     def rank(
         self, request: RouteRequest, replicas: Sequence[ReplicaLoad], now: float
@@ -129,12 +130,27 @@ class Router:
         For callers that fall back down a ranking (Ray Serve tries tiers in order when a
         replica is full). Pure, like `select`; O(prompt blocks + R log R).
         """
+        scored = self._score(request, replicas, now)
+        totals = scored.totals
+        chosen = self.picker.pick(request.request_id, scored.ids, totals)
+        order = sorted(range(len(totals)), key=lambda i: (i != chosen, -totals[i]))
+        ranked = [scored.decision(i) for i in order]
+        kept = set(scored.ids)
+        ranked.extend(
+            Decision(replica_id=r.replica_id, score=0.0, matched_tokens=0.0, guarded=False)
+            for r in replicas
+            if r.replica_id not in kept
+        )
+        return ranked
+
+    def _score(self, request: RouteRequest, replicas: Sequence[ReplicaLoad], now: float) -> _Scored:
         candidates = replicas
         for f in self.filters:
             candidates = f.filter(request, candidates)
         if not candidates:
             raise EngineUnavailable("no healthy replica can take the request")
-        ctx = self._context(request, candidates, now)
+        ids = list(map(_REPLICA_ID, candidates))
+        ctx = self._context(request, candidates, ids, now)
         totals: list[float] | None = None
         per_scorer: list[tuple[str, list[float]]] = []
         for scorer, weight in self.scorers:
@@ -146,31 +162,16 @@ class Router:
                 totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
         if totals is None:  # every weight is 0: all candidates are equal
             totals = [0.0] * len(candidates)
-        ids = [c.replica_id for c in candidates]
-        chosen = self.picker.pick(request.request_id, ids, totals)
-        order = sorted(range(len(ids)), key=lambda i: (i != chosen, -totals[i]))
-        ranked = [
-            Decision(
-                replica_id=ids[i],
-                score=totals[i],
-                matched_tokens=ctx.matched_tokens[i],
-                guarded=ctx.guarded[i],
-                scores={name: scores[i] for name, scores in per_scorer},
-            )
-            for i in order
-        ]
-        kept = set(ids)
-        ranked.extend(
-            Decision(replica_id=r.replica_id, score=0.0, matched_tokens=0.0, guarded=False)
-            for r in replicas
-            if r.replica_id not in kept
-        )
-        return ranked
+        return _Scored(ids, totals, ctx, per_scorer)
 
     def _context(
-        self, request: RouteRequest, candidates: Sequence[ReplicaLoad], now: float
+        self,
+        request: RouteRequest,
+        candidates: Sequence[ReplicaLoad],
+        ids: list[str],
+        now: float,
     ) -> ScoreContext:
-        backlogs = [c.queued_prefill_tokens for c in candidates]
+        backlogs = list(map(_BACKLOG, candidates))
         low = min(backlogs)
         high = max(backlogs)
         limit = self.settings.load_guard.max_excess_tokens
@@ -178,7 +179,7 @@ class Router:
             guarded = [b - low > limit for b in backlogs]
         else:
             guarded = [False] * len(candidates)
-        matched = self._matched_tokens(request, candidates, now)
+        matched = self._matched_tokens(request, ids, now)
         if any(guarded):
             discount = self.settings.load_guard.discount
             matched = [m * discount if g else m for m, g in zip(matched, guarded, strict=True)]
@@ -190,24 +191,22 @@ class Router:
             session_replica=self._session_replica(request.session_id, now),
         )
 
-    def _matched_tokens(
-        self, request: RouteRequest, candidates: Sequence[ReplicaLoad], now: float
-    ) -> list[float]:
+    def _matched_tokens(self, request: RouteRequest, ids: list[str], now: float) -> list[float]:
         """Cached-token credit per candidate: T * (exact + w_prov * provisional blocks)."""
         if not request.prefix_caching or not request.block_hashes:
-            return [0.0] * len(candidates)
+            return [0.0] * len(ids)
         tokens = self.settings.index.block_tokens
         w_prov = self.settings.index.provisional_weight
         if w_prov == 1.0:
             lengths = self.index.match_blocks(request.block_hashes, now)
             if not lengths:
-                return [0.0] * len(candidates)
+                return [0.0] * len(ids)
             get = lengths.get
-            return [float(tokens * get(c.replica_id, 0)) for c in candidates]
+            return [float(tokens * get(rid, 0)) for rid in ids]
         matches = self.index.match(request.block_hashes, now)
         out: list[float] = []
-        for c in candidates:
-            m = matches.get(c.replica_id)
+        for rid in ids:
+            m = matches.get(rid)
             out.append(
                 0.0
                 if m is None

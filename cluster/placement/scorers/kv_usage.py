@@ -23,6 +23,6 @@ class KVUsageScorer:
         self, request: RouteRequest, candidates: Sequence[ReplicaLoad], ctx: ScoreContext
     ) -> list[float]:
         free = [1.0 - c.kv_usage for c in candidates]
-        if all(0.0 <= f <= 1.0 for f in free):
+        if not free or (min(free) >= 0.0 and max(free) <= 1.0):
             return free
         return [0.0 if f < 0.0 else 1.0 if f > 1.0 else f for f in free]
