@@ -60,7 +60,8 @@ logger = logging.getLogger("ray.serve")
 #: Routed-request descriptions kept between `choose_replicas` and `on_request_routed`
 #: (a request cancelled while waiting for a replica leaves its entry behind; the oldest go).
 MAX_PENDING_ROUTES = 10_000
-#: Decision latencies kept for `snapshot()` (our code's share of the gateway's overhead).
+#: Decision times kept for `snapshot()` (our code's share of the gateway's overhead): wall
+#: time, which includes waiting for the GIL, and this thread's CPU time.
 LATENCY_SAMPLES = 10_000
 GENERATE_METHOD = "generate"
 
@@ -80,6 +81,7 @@ class PlacementRequestRouter(RequestRouter):
         self.feed: EventFeed | None = None
         self.kv_batches = 0
         self.decision_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
+        self.decision_cpu_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max(1, config.record_decisions))
         self._routes: OrderedDict[str, tuple[RouteRequest, list[Decision]]] = OrderedDict()
         self._names: dict[ReplicaID, str] = {}
@@ -97,6 +99,7 @@ class PlacementRequestRouter(RequestRouter):
         # After every tier was tried, Serve backs off before asking again (no busy loop).
         pending_request.routing_context.should_backoff = True
         started = time.perf_counter_ns()
+        started_cpu = time.thread_time_ns()
         key = pending_request.metadata.internal_request_id
         found = self._routes.get(key)
         route = found[0] if found is not None else self._route_of(pending_request)
@@ -123,6 +126,7 @@ class PlacementRequestRouter(RequestRouter):
         by_name = {self._name(r.replica_id): r for r in candidate_replicas}
         tiers = [[by_name[d.replica_id]] for d in ranked]
         self.decision_ns.append(time.perf_counter_ns() - started)
+        self.decision_cpu_ns.append(time.thread_time_ns() - started_cpu)
         return tiers
 
     def _route_of(self, pending_request: PendingRequest) -> RouteRequest | None:
@@ -272,6 +276,7 @@ class PlacementRequestRouter(RequestRouter):
                 {name: sorted(hashes) for name, hashes in exact.items()} if include_index else None
             ),
             "decision_us": _percentiles(self.decision_ns),
+            "decision_cpu_us": _percentiles(self.decision_cpu_ns),
             "decisions": list(self.decisions) if self.config.record_decisions else [],
             "monotonic": now,
         }

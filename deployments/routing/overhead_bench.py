@@ -1,0 +1,290 @@
+"""Gateway overhead over a zero-latency engine: each modelyard path vs. calling a replica.
+
+    python -m deployments.routing.overhead_bench [--requests 2000] [--warmup 100]
+        [--prompt-words 150] [--max-tokens 4] [--seed 0] [--out results.json]
+
+The engine is the simulator with `speedup` 1e6: its simulated prefill and decode take
+microseconds, so what is measured is software around it. Every path below ends in the
+same code (`cluster.http.build_gateway_app` over a `SimEngine`), started fresh, all on
+127.0.0.1, in one run:
+
+- `direct`     client → `modelyard sim serve` replica (HTTP app + engine, one process):
+               "calling the engine directly".
+- `front`      client → `modelyard sim front` (our placement `Router` as a Python HTTP
+               proxy, KV events subscribed) → two such replicas: the setup the router
+               comparison in docs/BENCHMARKS.md (ANCHORS) measured other routers in.
+- `serve`      client → Ray Serve proxy → gateway replica (HTTP app) → DeploymentHandle
+               with `PlacementRequestRouter` → model replica (engine): the cluster's
+               real path, two model replicas.
+- `serve-p2c`  the same app with Serve's default PowerOfTwoChoices router instead of
+               ours: `serve` - `serve-p2c` is what our router costs inside Serve.
+
+Requests are sequential (one in flight: latency, not queueing), one per path per round,
+paths in a seeded shuffled order each round so drift hits all alike. Each request is a
+chat of ~`prompt-words` * 4 tokens sharing a system prompt (so routers hash real
+prefixes) with `max_tokens` tokens out. Reported per path: latency p50/p90/p99, and the
+added latency over `direct` as the difference of percentiles and as percentiles of the
+per-round paired difference. Our router's own decision time inside Serve (tokenise, hash,
+rank) comes from its `/debug/routing` snapshot, as wall time (which includes waiting for
+the GIL behind the gateway's other threads) and as the routing thread's CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cluster.bench.processes import ManagedProcess, free_port, wait_http_ok
+from cluster.config import parse_config
+from cluster.config.settings import ClusterConfig
+
+MODEL = "qwen/qwen3-coder-flash"
+SPEEDUP = 1e6
+START_TIMEOUT_S = 120.0
+PATHS = ("direct", "front", "serve", "serve-p2c")
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "cluster.cli.main"]
+
+
+def start_replica(stack: ExitStack, logs: Path, name: str) -> tuple[str, str]:
+    port, events = free_port(), free_port()
+    argv = [*_cli(), "sim", "serve", "--port", str(port), "--model", MODEL]
+    argv += ["--speedup", f"{SPEEDUP:g}", "--kv-events-port", str(events), "--replica-id", name]
+    proc = stack.enter_context(ManagedProcess(argv, logs / f"{name}.log"))
+    url = f"http://127.0.0.1:{port}"
+    wait_http_ok(url + "/health", timeout_s=START_TIMEOUT_S, process=proc)
+    return url, f"tcp://127.0.0.1:{events}"
+
+
+def start_front(stack: ExitStack, logs: Path, replicas: list[tuple[str, str]]) -> str:
+    port = free_port()
+    argv = [*_cli(), "sim", "front", "--port", str(port), "--sim-speedup", f"{SPEEDUP:g}"]
+    for url, events in replicas:
+        argv += ["--replica", f"{url},{events}"]
+    proc = stack.enter_context(ManagedProcess(argv, logs / "front.log"))
+    url = f"http://127.0.0.1:{port}"
+    wait_http_ok(url + "/health", timeout_s=START_TIMEOUT_S, process=proc)
+    return url
+
+
+def serve_config(port: int) -> ClusterConfig:
+    return parse_config(
+        {
+            "gateway": {"host": "127.0.0.1", "port": port},
+            "ray": {"num_cpus": 8},
+            "placement": {"debug_endpoint": True},
+            "models": [
+                {
+                    "id": MODEL,
+                    "replicas": 2,
+                    "reserve_gpus": False,
+                    "sim": {"speedup": SPEEDUP},
+                }
+            ],
+        },
+        source="overhead bench",
+    )
+
+
+def p2c_app(config: ClusterConfig) -> Any:
+    """The same application, its model deployment on Serve's default request router."""
+    from ray import serve
+
+    from deployments.app import plan_models
+    from deployments.gateway import bind_gateway
+    from deployments.model_deployment import ModelReplica
+    from deployments.placement import replica_options
+
+    handles = {}
+    for model, plan in plan_models(config):
+        options = replica_options(model, plan, config.placement)
+        del options["request_router_config"]
+        handles[model.id] = serve.deployment(**options)(ModelReplica).bind(model, plan, False)
+    return bind_gateway(config, handles)
+
+
+@contextmanager
+def serve_apps(config: ClusterConfig) -> Iterator[str]:
+    """Ray + Serve on 127.0.0.1 with apps `placement` and `p2c`; yields the base URL."""
+    import ray
+    from ray import serve
+
+    from deployments.app import build_app
+
+    ray.init(
+        address="local",
+        _node_ip_address="127.0.0.1",
+        num_cpus=config.ray.num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": config.gateway.port})
+        serve.run_many(
+            [
+                serve.RunTarget(target=build_app(config), name="placement", route_prefix="/rt"),
+                serve.RunTarget(target=p2c_app(config), name="p2c", route_prefix="/p2c"),
+            ],
+            wait_for_applications_running=True,
+        )
+        yield f"http://127.0.0.1:{config.gateway.port}"
+    finally:
+        serve.shutdown()  # type: ignore[no-untyped-call]
+        ray.shutdown()
+
+
+def body(i: int, words: int, max_tokens: int) -> dict[str, Any]:
+    system = " ".join(f"Rule {k}: answer briefly and cite the section." for k in range(words // 8))
+    return {
+        "model": MODEL,
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"Question number {i}: what does section {i % 97} say?"},
+        ],
+        "max_tokens": max_tokens,
+    }
+
+
+def measure(
+    urls: dict[str, str],
+    *,
+    rounds: int,
+    warmup: int,
+    make_body: Callable[[int], dict[str, Any]],
+    seed: int,
+    progress: Callable[[str], None],
+) -> dict[str, list[float]]:
+    """Latency (ms) per path; one request per path per round, in a shuffled order."""
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {name: [] for name in urls}
+    names = list(urls)
+    with httpx.Client(timeout=30.0) as client:
+        for r in range(warmup + rounds):
+            rng.shuffle(names)
+            for name in names:
+                started = time.perf_counter()
+                reply = client.post(urls[name], json=make_body(r))
+                elapsed = (time.perf_counter() - started) * 1000.0
+                if reply.status_code != 200:
+                    raise RuntimeError(f"{name}: HTTP {reply.status_code}: {reply.text[:200]}")
+                if r >= warmup:
+                    samples[name].append(elapsed)
+            if r >= warmup and (r - warmup + 1) % max(1, rounds // 10) == 0:
+                progress(f"  {r - warmup + 1}/{rounds} rounds")
+    return samples
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summarise(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    direct = samples["direct"]
+    out: dict[str, dict[str, float]] = {}
+    for name, values in samples.items():
+        paired = [v - d for v, d in zip(values, direct, strict=True)]
+        out[name] = {
+            "p50_ms": pct(values, 0.50),
+            "p90_ms": pct(values, 0.90),
+            "p99_ms": pct(values, 0.99),
+            "added_p50_ms": pct(values, 0.50) - pct(direct, 0.50),
+            "added_p99_ms": pct(values, 0.99) - pct(direct, 0.99),
+            "paired_p50_ms": pct(paired, 0.50),
+            "paired_p99_ms": pct(paired, 0.99),
+        }
+    return out
+
+
+def table(summary: dict[str, dict[str, float]]) -> str:
+    head = (
+        f"{'path':<10} {'p50':>7} {'p90':>7} {'p99':>7} | added over direct: "
+        f"{'p50':>6} {'p99':>6} | paired diff: {'p50':>6} {'p99':>6}   (ms)"
+    )
+    lines = [head]
+    for name, s in summary.items():
+        lines.append(
+            f"{name:<10} {s['p50_ms']:7.2f} {s['p90_ms']:7.2f} {s['p99_ms']:7.2f} | "
+            f"{'':>19}{s['added_p50_ms']:6.2f} {s['added_p99_ms']:6.2f} | "
+            f"{'':>13}{s['paired_p50_ms']:6.2f} {s['paired_p99_ms']:6.2f}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    logs = Path(tempfile.mkdtemp(prefix="modelyard-overhead-"))
+    with ExitStack() as stack:
+        say(f"starting 2 sim serve replicas and the sim front (logs in {logs}) ...")
+        replicas = [start_replica(stack, logs, f"sim-{i}") for i in range(2)]
+        front = start_front(stack, logs, replicas)
+        say("starting Ray Serve with the placement and p2c apps ...")
+        base = stack.enter_context(serve_apps(serve_config(free_port())))
+        urls = {
+            "direct": replicas[0][0] + "/v1/chat/completions",
+            "front": front + "/v1/chat/completions",
+            "serve": base + "/rt/v1/chat/completions",
+            "serve-p2c": base + "/p2c/v1/chat/completions",
+        }
+        say(f"measuring {args.requests} rounds x {len(urls)} paths ({args.warmup} warm-up) ...")
+        samples = measure(
+            urls,
+            rounds=args.requests,
+            warmup=args.warmup,
+            make_body=lambda i: body(i, args.prompt_words, args.max_tokens),
+            seed=args.seed,
+            progress=say,
+        )
+        debug = httpx.get(base + "/rt/debug/routing", timeout=30.0).json()[MODEL]
+        first = httpx.post(urls["direct"], json=body(0, args.prompt_words, 1), timeout=30.0)
+    summary = summarise(samples)
+    result = {
+        "requests": args.requests,
+        "prompt_tokens": first.json()["usage"]["prompt_tokens"],
+        "max_tokens": args.max_tokens,
+        "paths": summary,
+        "router_decision_us": debug["decision_us"],
+        "router_decision_cpu_us": debug["decision_cpu_us"],
+    }
+    say(table(summary))
+    d, c = debug["decision_us"], debug["decision_cpu_us"]
+    say(
+        f"PlacementRequestRouter.choose_replicas inside Serve, {d['count']} decisions "
+        f"({result['prompt_tokens']}-token prompts): wall p50 {d['p50']:.0f} us, "
+        f"p99 {d['p99']:.0f} us; CPU p50 {c['p50']:.0f} us, p99 {c['p99']:.0f} us"
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="measured rounds (2000)")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--prompt-words", type=int, default=150)
+    parser.add_argument("--max-tokens", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    args = parser.parse_args(argv)
+    result = run(args)
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
