@@ -6,7 +6,8 @@ replicas (all of them by default) hold prefixes of it of different lengths: hold
 H holds (exactly, via the index) the first ceil(P * (j + 1) / H) blocks, so every decision
 walks the whole prompt with the holders dropping out one by one. With H = R that is the
 most work the index walk can do; a prompt cached on a few replicas (H = 1..4) is the
-common case. Unrelated blocks fill the index to at least 200,000 entries.
+common case. With `stride` k the index keeps every k-th block, as `IndexSettings.stride`
+makes the router do. Unrelated blocks fill the index to at least 200,000 entries.
 Loads are drawn from a seeded RNG. Each decision is timed alone, twice over: wall clock
 (`perf_counter_ns`) and this thread's CPU time (`thread_time_ns`, which a busy shared host
 does not inflate by descheduling the process; it adds ~1-3 us of its own call cost).
@@ -40,13 +41,16 @@ def measure_decision_cost(
     block_tokens: int,
     decisions: int,
     holders: int | None = None,
+    stride: int = 1,
     seed: int = 0,
 ) -> dict[str, float]:
     rng = random.Random(seed)
     blocks = max(1, prompt_tokens // block_tokens)
     cap = max(MIN_INDEXED * 2, PROMPTS * blocks * 2)
     router = Router(
-        PlacementSettings(index=IndexSettings(block_tokens=block_tokens, max_blocks=cap))
+        PlacementSettings(
+            index=IndexSettings(block_tokens=block_tokens, max_blocks=cap, stride=stride)
+        )
     )
     ids = [f"replica-{j}" for j in range(replicas)]
     hold = replicas if holders is None else max(1, min(holders, replicas))
@@ -56,7 +60,8 @@ def measure_decision_cost(
         prompts.append(chain)
         for j in range(hold):
             rid = ids[(p + j * max(1, replicas // hold)) % replicas]
-            router.index.store_exact(rid, chain[: math.ceil(blocks * (j + 1) / hold)])
+            held = chain[: math.ceil(blocks * (j + 1) / hold)]
+            router.index.store_exact(rid, held[stride - 1 :: stride])
     filler = MIN_INDEXED - len(router.index)
     for k in range(max(0, filler)):
         router.index.store_exact(ids[k % replicas], [(1 << 60) | k])
@@ -92,6 +97,7 @@ def measure_decision_cost(
         "prompt_tokens": float(prompt_tokens),
         "prompt_blocks": float(blocks),
         "block_tokens": float(block_tokens),
+        "stride": float(stride),
         "indexed_blocks": float(len(router.index)),
         "decisions": float(decisions),
         "p50_us": float(np.percentile(us, 50)),

@@ -95,6 +95,9 @@ def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--prompt-tokens", type=int, default=32_768)
     p.add_argument("--decisions", type=int, default=5000)
     p.add_argument(
+        "--stride", type=int, default=1, help="index every k-th block (IndexSettings.stride)"
+    )
+    p.add_argument(
         "--holders",
         type=int,
         default=None,
@@ -293,14 +296,15 @@ def _run_replay(args: argparse.Namespace) -> int:
 def _run_decision_cost(args: argparse.Namespace) -> int:
     from cluster.bench.decision_cost import measure_decision_cost
 
-    if args.replicas < 1 or args.prompt_tokens < 1 or args.decisions < 1:
-        raise ConfigError("--replicas, --prompt-tokens and --decisions must be >= 1")
+    if min(args.replicas, args.prompt_tokens, args.decisions, args.stride) < 1:
+        raise ConfigError("--replicas, --prompt-tokens, --decisions and --stride must be >= 1")
     result = measure_decision_cost(
         replicas=args.replicas,
         prompt_tokens=args.prompt_tokens,
         block_tokens=args.block_tokens,
         decisions=args.decisions,
         holders=args.holders,
+        stride=args.stride,
         seed=args.seed,
     )
     if args.json:
@@ -309,7 +313,8 @@ def _run_decision_cost(args: argparse.Namespace) -> int:
         print(
             f"Router.select, {args.prompt_tokens}-token prompts ({result['prompt_blocks']} "
             f"blocks of {args.block_tokens}) among {args.replicas} replicas "
-            f"({result['holders']:.0f} holding prefixes of it), "
+            f"({result['holders']:.0f} holding prefixes of it), index stride "
+            f"{result['stride']:.0f}, "
             f"{result['indexed_blocks']} blocks indexed, {args.decisions} decisions: "
             f"wall p50 {result['p50_us']:.1f} µs, p99 {result['p99_us']:.1f} µs, "
             f"max {result['max_us']:.1f} µs; thread CPU p50 {result['cpu_p50_us']:.1f} µs, "

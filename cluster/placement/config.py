@@ -67,6 +67,12 @@ class IndexSettings(_Strict):
     reorder_window: int = Field(
         default=8, ge=0, description="KV event batches held waiting for a missing sequence"
     )
+    stride: int = Field(
+        default=1,
+        ge=1,
+        description="index every stride-th block (a chained hash stands for its whole "
+        "prefix): matches keep stride * block_tokens resolution, the walk is stride x shorter",
+    )
 
 
 class PickerSettings(_Strict):

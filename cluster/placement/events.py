@@ -7,6 +7,10 @@ comes from a per-replica engine→own map, bounded like the index) and later `re
 events are translated through the same map. Events whose block size differs from the
 index's, or whose parent chain is unknown, cannot be placed in the chain: they are
 counted and skipped (the routed requests' provisional entries still stand).
+
+With `IndexSettings.stride` k > 1 the index keeps only every k-th block of a chain
+(positions k-1, 2k-1, ...); a block's position is its parent's + 1 (0 without a parent),
+remembered per replica in a map bounded like the index.
 """
 
 from __future__ import annotations
@@ -21,26 +25,29 @@ from cluster.placement.index import PrefixIndex
 class EventApplier:
     def __init__(self, index: PrefixIndex) -> None:
         self.index = index
-        self._own: dict[str, OrderedDict[int, int]] = {}
+        self._own: dict[str, OrderedDict[int, int]] = {}  # engine hash -> own hash
+        self._positions: dict[str, OrderedDict[int, int]] = {}  # own hash -> block index
         self.skipped_events = 0
 
     def forget(self, replica_id: str) -> None:
         self._own.pop(replica_id, None)
+        self._positions.pop(replica_id, None)
 
     def apply(self, replica_id: str, event: KVEvent) -> None:
         if event.type == "cleared":
             self.index.clear_replica(replica_id)
-            self._own.pop(replica_id, None)
+            self.forget(replica_id)
             return
         if event.block_size != self.index.settings.block_tokens:
             self.skipped_events += 1
             return
         if event.type == "stored":
-            own = self._own_hashes(replica_id, event)
-            if own is None:
+            chain = self._own_hashes(replica_id, event)
+            kept = None if chain is None else self._strided(replica_id, *chain)
+            if kept is None:
                 self.skipped_events += 1
                 return
-            self.index.store_exact(replica_id, own)
+            self.index.store_exact(replica_id, kept)
         else:
             table = self._own.get(replica_id)
             if table is None:
@@ -48,10 +55,11 @@ class EventApplier:
             else:
                 self.index.remove(replica_id, [table.pop(h, h) for h in event.block_hashes])
 
-    def _own_hashes(self, replica_id: str, event: KVEvent) -> list[int] | None:
+    def _own_hashes(self, replica_id: str, event: KVEvent) -> tuple[int | None, list[int]] | None:
+        """(own hash of the parent, own hashes of the event's blocks), None if unplaceable."""
         bs = event.block_size
         if not event.token_ids:
-            return list(event.block_hashes)
+            return event.parent_block_hash, list(event.block_hashes)
         if len(event.token_ids) != bs * len(event.block_hashes):
             return None
         table = self._own.setdefault(replica_id, OrderedDict())
@@ -60,6 +68,7 @@ class EventApplier:
             parent = table.get(event.parent_block_hash)
             if parent is None:
                 return None
+        first_parent = parent
         extra = extra_bytes([event.lora_name] if event.lora_name else [])
         out: list[int] = []
         for i, engine_hash in enumerate(event.block_hashes):
@@ -69,4 +78,31 @@ class EventApplier:
             out.append(parent)
         while len(table) > self.index.settings.max_blocks:
             table.popitem(last=False)
-        return out
+        return first_parent, out
+
+    def _strided(self, replica_id: str, parent: int | None, own: list[int]) -> list[int] | None:
+        """The blocks the index keeps (every `stride`-th of the chain), by chain position.
+
+        Positions come from the parent's (remembered per replica, bounded like the index);
+        a block whose parent position is unknown cannot be placed (None).
+        """
+        stride = self.index.settings.stride
+        if stride == 1:
+            return own
+        positions = self._positions.setdefault(replica_id, OrderedDict())
+        if parent is None:
+            first = 0
+        else:
+            known = positions.get(parent)
+            if known is None:
+                return None
+            first = known + 1
+        kept: list[int] = []
+        for i, h in enumerate(own):
+            positions[h] = first + i
+            positions.move_to_end(h)
+            if (first + i + 1) % stride == 0:
+                kept.append(h)
+        while len(positions) > self.index.settings.max_blocks:
+            positions.popitem(last=False)
+        return kept

@@ -13,8 +13,8 @@ Decision (one per request, O(prompt blocks + replicas)):
     candidates = filters(replicas)
     b_j        = candidate j's prefill backlog; S = P + max b - min b
     guarded_j  = b_j - min b > load_guard.max_excess_tokens   (this request only)
-    m_j        = index match on j (exact blocks * T + provisional blocks * T * w_prov),
-                 times load_guard.discount when guarded_j
+    m_j        = index match on j (exact blocks * T + provisional blocks * T * w_prov,
+                 in units of `stride` blocks), times load_guard.discount when guarded_j
     total_j    = Σ_scorers weight * score_j                    (each score in [0, 1])
     choice     = picker(total)
 
@@ -195,15 +195,16 @@ class Router:
         """Cached-token credit per candidate: T * (exact + w_prov * provisional blocks)."""
         if not request.prefix_caching or not request.block_hashes:
             return [0.0] * len(ids)
-        tokens = self.settings.index.block_tokens
+        hashes = self._indexed(request.block_hashes)
+        tokens = self.settings.index.block_tokens * self.settings.index.stride
         w_prov = self.settings.index.provisional_weight
         if w_prov == 1.0:
-            lengths = self.index.match_blocks(request.block_hashes, now)
+            lengths = self.index.match_blocks(hashes, now)
             if not lengths:
                 return [0.0] * len(ids)
             get = lengths.get
             return [float(tokens * get(rid, 0)) for rid in ids]
-        matches = self.index.match(request.block_hashes, now)
+        matches = self.index.match(hashes, now)
         out: list[float] = []
         for rid in ids:
             m = matches.get(rid)
@@ -213,6 +214,11 @@ class Router:
                 else tokens * (m.exact_blocks + w_prov * (m.blocks - m.exact_blocks))
             )
         return out
+
+    def _indexed(self, hashes: Sequence[int]) -> Sequence[int]:
+        """The prompt's block hashes the index keeps: every `stride`-th one."""
+        stride = self.settings.index.stride
+        return hashes if stride == 1 else hashes[stride - 1 :: stride]
 
     def _session_replica(self, session_id: str | None, now: float) -> str | None:
         if session_id is None:
@@ -227,7 +233,7 @@ class Router:
     def on_routed(self, request: RouteRequest, replica_id: str, now: float) -> None:
         self.index.expire(now)
         if request.prefix_caching and request.block_hashes:
-            self.index.insert_provisional(replica_id, request.block_hashes, now)
+            self.index.insert_provisional(replica_id, self._indexed(request.block_hashes), now)
         if request.session_id is not None:
             self._sessions[request.session_id] = (replica_id, now + self.settings.session_ttl_s)
             self._sessions.move_to_end(request.session_id)
@@ -241,7 +247,7 @@ class Router:
         """
         self.index.expire(now)
         if request.prefix_caching and request.block_hashes:
-            self.index.insert_provisional(replica_id, request.block_hashes, now)
+            self.index.insert_provisional(replica_id, self._indexed(request.block_hashes), now)
 
     def on_kv_events(self, batch: KVEventBatch, now: float) -> None:
         result = self.sequencer.accept(batch)
