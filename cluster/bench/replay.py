@@ -116,6 +116,7 @@ class _Replay:
         block_tokens: int,
         speedup: float,
         progress: Progress | None,
+        prefix_caching: bool,
     ) -> None:
         self.trace = trace
         self.policy = policy
@@ -124,6 +125,7 @@ class _Replay:
         self.block_tokens = block_tokens
         self.speedup = speedup
         self.progress = progress
+        self.prefix_caching = prefix_caching
         self.backlog = [0] * replicas
         self.estimate: dict[str, int] = {}  # seq id -> tokens it adds to its backlog now
         self.records: dict[str, RequestRecord] = {}
@@ -169,7 +171,7 @@ class _Replay:
     def _arrive(self, req: TraceRequest, now: float) -> None:
         seq_id = f"req-{req.index}"
         blocks = req.full_blocks(self.block_tokens)
-        route = RouteRequest(seq_id, blocks, req.input_length)
+        route = RouteRequest(seq_id, blocks, req.input_length, prefix_caching=self.prefix_caching)
         loads = self._loads()
         t0 = time.perf_counter_ns()
         r = self.policy.choose(route, loads, now)
@@ -240,10 +242,17 @@ def replay(
     block_tokens: int,
     speedup: float = 1.0,
     progress: Progress | None = None,
+    prefix_caching: bool = True,
 ) -> PolicyRun:
-    """Replay `trace` with `policy` over `replicas` fresh replicas from `factory`."""
+    """Replay `trace` with `policy` over `replicas` fresh replicas from `factory`.
+
+    `prefix_caching`: whether the simulated model caches prefixes (requests of a model that
+    does not are marked so, and modelyard's router places them by load alone).
+    """
     if replicas < 1:
         raise ValueError("replicas must be >= 1")
     if speedup <= 0:
         raise ValueError("speedup must be > 0")
-    return _Replay(trace, policy, factory, replicas, block_tokens, speedup, progress).execute()
+    return _Replay(
+        trace, policy, factory, replicas, block_tokens, speedup, progress, prefix_caching
+    ).execute()

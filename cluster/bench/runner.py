@@ -60,6 +60,7 @@ def run_bench(
     progress: ProgressFactory | None = None,
     repeats: int = 1,
     weights: Mapping[str, float] | None = None,
+    prefix_caching: bool = True,
 ) -> BenchResult:
     """Replay every policy `repeats` times; simulated results must agree across repeats
     (the replay is deterministic), timings are the medians."""
@@ -84,6 +85,7 @@ def run_bench(
                 block_tokens=settings.block_tokens,
                 speedup=settings.speedup,
                 progress=bar,
+                prefix_caching=prefix_caching,
             )
             close = getattr(bar, "close", None)
             if callable(close):

@@ -278,7 +278,15 @@ def _run_replay(args: argparse.Namespace) -> int:
     progress = _progress(not args.no_progress)
     weights = _weights(args.weight)
     result = run_bench(
-        trace, settings, policies, factory, price_spec, progress, args.repeat, weights
+        trace,
+        settings,
+        policies,
+        factory,
+        price_spec,
+        progress,
+        args.repeat,
+        weights,
+        prefix_caching=spec.prefix_caching,
     )
     if args.json:
         print(result.model_dump_json(indent=2))

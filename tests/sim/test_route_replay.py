@@ -34,6 +34,7 @@ def _run(
     *,
     seed: int = 0,
     speedup: float = SPEEDUP,
+    prefix_caching: bool = True,
 ) -> tuple[PolicyRun, PolicyResult]:
     run = replay(
         trace,
@@ -42,6 +43,7 @@ def _run(
         replicas=4,
         block_tokens=512,
         speedup=speedup,
+        prefix_caching=prefix_caching,
     )
     cost, _ = cost_function(model("qwen/qwen3-coder-flash"))
     return run, summarise(run, cost, infinite_cache_hits(trace, 512))
@@ -104,8 +106,14 @@ def test_models_without_prefix_caching_are_placed_by_load(
 ) -> None:
     factory = replicas("minimax/minimax-m1")
     trace = conversation[:200]
-    run, ours = _run(trace, "modelyard", factory)
-    _, rr = _run(trace, "round-robin", factory)
+    policy = RouterPolicy("modelyard", Router(placement_settings(512, seed=0)))
+    run = replay(
+        trace, policy, factory, replicas=4, block_tokens=512, speedup=SPEEDUP, prefix_caching=False
+    )
+    cost, _ = cost_function(model("qwen/qwen3-coder-flash"))
+    ours = summarise(run, cost)
+    _, rr = _run(trace, "round-robin", factory, prefix_caching=False)
+    assert len(policy.router.index) == 0  # nothing indexed: no affinity to follow
     assert ours.token_hit_rate == 0.0
     assert all(r.cached_tokens == 0 for r in run.records)
     assert ours.prefill_max_over_mean <= rr.prefill_max_over_mean
