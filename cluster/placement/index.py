@@ -14,8 +14,8 @@ holder masks until no replica is left: one dict lookup per block, O(prompt block
 
 Bounds: at most `max_blocks` block hashes (least recently inserted/confirmed/routed
 evicted first, all replicas' holdings of that block with it) and provisional entries die
-after their TTL (lazily: `expire(now)` pops a deque ordered by expiry, amortised O(1)).
-Memory ≈ max_blocks * ~200 bytes.
+after their TTL (lazily: `expire(now)` pops a deque ordered by expiry, amortised O(1);
+the deque holds at most max_blocks reminders). Memory ≈ max_blocks * ~300 bytes.
 
 `match` has no side effects (placement's `select` is pure); every mutation comes from the
 router's hooks.
@@ -161,6 +161,11 @@ class PrefixIndex:
             entry.prov[slot] = expires
             self._expiries.append((expires, h, slot))
         self._enforce_cap()
+        # Expiry reminders are bounded too: past the cap the oldest are dropped, and the
+        # entries they would have removed lie dormant (`match` skips expired entries) until
+        # the block cap evicts them.
+        while len(self._expiries) > self.settings.max_blocks:
+            self._expiries.popleft()
 
     def store_exact(self, replica_id: str, hashes: Iterable[int]) -> None:
         slot = self._slot(replica_id)

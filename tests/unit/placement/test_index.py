@@ -121,3 +121,13 @@ def test_match_cost_is_linear_in_prompt_blocks() -> None:
         index.store_exact(f"r{r}", prompt[: 32 * (r + 1)])
     found = index.match(prompt, now=0.0)
     assert {rid: m.blocks for rid, m in found.items()} == {f"r{r}": 32 * (r + 1) for r in range(64)}
+
+
+def test_expiry_reminders_are_bounded_by_the_cap() -> None:
+    index = _index(max_blocks=10, provisional_ttl_s=5.0)
+    for t in range(100):
+        index.insert_provisional("a", [t % 10], now=float(t))  # refreshes: one reminder each
+    assert len(index) == 10
+    assert len(index._expiries) <= 10
+    assert index.match([99 % 10], now=99.0) == {"a": Match(1, 0)}
+    assert index.match([0], now=200.0) == {}  # expired entries never match
