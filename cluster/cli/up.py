@@ -31,7 +31,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--config",
         type=Path,
         default=None,
-        help="cluster file (default: the packaged local.yaml, every model on the simulator)",
+        help="cluster file (default: the packaged local.yaml: SmolLM2 on vLLM CPU + the "
+        "simulated catalog)",
     )
     parser.add_argument("--port", type=_port, default=None, help="override gateway.port")
     parser.add_argument(
