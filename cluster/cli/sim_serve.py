@@ -5,8 +5,9 @@
         [--block-size T] [--max-num-seqs S] [--kv-events-port Q | --kv-events-connect EP]
 
 Serves /health, /v1/models, /v1/chat/completions, /v1/completions (and /api/v1/...),
-/metrics (gateway series + vLLM-style engine gauges) and the worker-info routes that
-SGLang's and vLLM's routers probe, on 127.0.0.1 by default. KV events go out over ZMQ in
+/metrics (gateway series + vLLM-style engine gauges), the worker-info routes SGLang's and
+vLLM's routers probe and vLLM's /v1/{chat/}completions/render (the prompt's token ids, for
+token-aware routers), on 127.0.0.1 by default. KV events go out over ZMQ in
 vLLM's frame format: bound on `--kv-events-port` (subscribers connect, as to vLLM) or
 connected to `--kv-events-connect` (a subscriber that binds). Every answer is simulated.
 
@@ -43,6 +44,7 @@ from cluster.errors import ConfigError
 
 if TYPE_CHECKING:
     from cluster.bench.front import FrontReplica, PromptBlocks
+    from cluster.simserve.render import PromptTokens
 
 DEFAULT_MODEL = "qwen/qwen3-coder-flash"
 
@@ -134,7 +136,7 @@ async def _serve(args: argparse.Namespace, model: ServedModel) -> None:
         gateway=GatewaySettings(host=args.host, port=args.port),
         models=[model.deployment],
     )
-    app = build_sim_serve_app(config, model, engine)
+    app = build_sim_serve_app(config, model, engine, prompt_tokens=sim_prompt_tokens())
     publisher: KVEventPublisher | None = None
     if args.kv_events_port is not None or args.kv_events_connect is not None:
         publisher = KVEventPublisher(
@@ -199,22 +201,33 @@ def front_replicas(specs: list[str]) -> list[FrontReplica]:
     return replicas
 
 
-def sim_prompt_blocks(block_tokens: int) -> PromptBlocks:
-    """Block hashes and length of a request's prompt, tokenised as `SimEngine` does."""
+def sim_prompt_tokens() -> PromptTokens:
+    """The token ids `SimEngine` will see for a completion or chat body (one list per
+    prompt): its tokenizer over the prompt, or over its chat template for messages."""
     from cluster.api.validation import parse_chat_request
-    from cluster.placement import block_hashes
     from deployments.engines.sim import SimTokenizer, render_chat
 
     tokenizer = SimTokenizer()
 
-    def blocks(path: str, body: bytes) -> tuple[list[int], int]:
+    def tokens(path: str, body: bytes) -> list[list[int]]:
         if path.endswith("/chat/completions"):
             chat = parse_chat_request(body)
-            text = render_chat(chat.messages, chat.tools)
-        else:
-            prompt = json.loads(body)["prompt"]
-            text = prompt if isinstance(prompt, str) else str(prompt[0])
-        ids = tokenizer.encode(text)
+            return [tokenizer.encode(render_chat(chat.messages, chat.tools))]
+        prompt = json.loads(body)["prompt"]
+        prompts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
+        return [tokenizer.encode(text) for text in prompts]
+
+    return tokens
+
+
+def sim_prompt_blocks(block_tokens: int) -> PromptBlocks:
+    """Block hashes and length of a request's (first) prompt, as `SimEngine` hashes them."""
+    from cluster.placement import block_hashes
+
+    tokens = sim_prompt_tokens()
+
+    def blocks(path: str, body: bytes) -> tuple[list[int], int]:
+        ids = tokens(path, body)[0]
         return block_hashes(ids, block_tokens), len(ids)
 
     return blocks

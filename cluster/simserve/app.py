@@ -1,7 +1,7 @@
 """The HTTP app of `modelyard sim serve`: the gateway app over one engine, plus what
 third-party routers expect of an inference worker.
 
-    build_sim_serve_app(config, model, engine) -> FastAPI
+    build_sim_serve_app(config, model, engine, *, prompt_tokens=None) -> FastAPI
 
 is `cluster.http.build_gateway_app(config, [model], EngineBackend({model.id: engine}))` —
 the same validation, OpenAI shapes, streaming, usage (`prompt_tokens_details.cached_tokens`)
@@ -12,7 +12,9 @@ and `x-modelyard-engine: sim (simulated)` header as the cluster's gateway — wi
 - worker-info routes SGLang's and vLLM's routers call when a worker registers
   (`cluster.simserve.worker_info`);
 - the no-effect extension fields those routers add to every request dropped before
-  validation (`cluster.simserve.router_compat`).
+  validation (`cluster.simserve.router_compat`);
+- with `prompt_tokens` (the engine's tokenisation), vLLM's render endpoints that
+  token-aware routers call (`cluster.simserve.render`).
 
 The engine is started and stopped by the caller (`cluster.simserve.server.serve`), not by
 the app, so tests can drive the app with an engine they own.
@@ -27,13 +29,22 @@ from cluster.engine import Engine
 from cluster.http import build_gateway_app
 from cluster.service import EngineBackend
 from cluster.simserve.metrics import EngineStatsCollector
+from cluster.simserve.render import PromptTokens, add_render_routes
 from cluster.simserve.router_compat import RouterExtensionFilter
 from cluster.simserve.worker_info import add_worker_info_routes
 
 
-def build_sim_serve_app(config: ClusterConfig, model: ServedModel, engine: Engine) -> FastAPI:
+def build_sim_serve_app(
+    config: ClusterConfig,
+    model: ServedModel,
+    engine: Engine,
+    *,
+    prompt_tokens: PromptTokens | None = None,
+) -> FastAPI:
     app = build_gateway_app(config, [model], EngineBackend({model.id: engine}))
     app.state.metrics.registry.register(EngineStatsCollector(engine.stats, model.id))
     add_worker_info_routes(app, model, engine)
+    if prompt_tokens is not None:
+        add_render_routes(app, model, prompt_tokens)
     app.add_middleware(RouterExtensionFilter, max_body_bytes=config.gateway.max_body_bytes)
     return app

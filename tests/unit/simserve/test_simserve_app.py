@@ -12,6 +12,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cluster.cli.sim_serve import sim_prompt_tokens
 from cluster.config import ClusterConfig, ModelDeployment, SimSettings, load_builtin_catalog
 from cluster.simserve import build_sim_serve_app
 from cluster.simserve.router_compat import rewrite, strip_no_effect_fields
@@ -28,7 +29,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     (model,) = config.served_models(load_builtin_catalog())
     engine = SimEngine(model, replica_id="sim-0", clock=VirtualClock())
     await engine.start()
-    transport = httpx.ASGITransport(app=build_sim_serve_app(config, model, engine))
+    app = build_sim_serve_app(config, model, engine, prompt_tokens=sim_prompt_tokens())
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
         yield client
     await engine.shutdown()
@@ -178,3 +180,19 @@ def test_rewrite_leaves_other_bodies_alone() -> None:
     assert rewrite(b"not json") == b"not json"
     assert rewrite(b"[1, 2]") == b"[1, 2]"
     assert rewrite(b'{"prompt": "x"}') == b'{"prompt": "x"}'
+
+
+async def test_render_returns_the_engines_token_ids(http: httpx.AsyncClient) -> None:
+    body = {"model": QWEN, "prompt": [PROMPT, " one two"], "max_tokens": 3}
+    response = await http.post("/v1/completions/render", json=body)
+    assert response.status_code == 200
+    rendered = response.json()
+    assert [len(r["token_ids"]) for r in rendered] == [160, 2]
+    assert rendered[0]["sampling_params"] == {"max_tokens": 3}
+    chat = {"model": QWEN, "messages": [{"role": "user", "content": PROMPT}]}
+    one = (await http.post("/v1/chat/completions/render", json=chat)).json()
+    # The same ids the engine counts: render, then ask for the prompt's usage.
+    usage = (await http.post("/v1/chat/completions", json={**chat, "max_tokens": 1})).json()
+    assert len(one["token_ids"]) == usage["usage"]["prompt_tokens"]
+    bad = await http.post("/v1/completions/render", json={"model": QWEN})
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
