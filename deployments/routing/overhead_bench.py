@@ -1,7 +1,8 @@
 """Gateway overhead over a zero-latency engine: each modelyard path vs. calling a replica.
 
     python -m deployments.routing.overhead_bench [--requests 2000] [--warmup 100]
-        [--prompt-words 150] [--max-tokens 4] [--seed 0] [--out results.json]
+        [--prompt-words 150] [--max-tokens 4] [--seed 0] [--no-kv-events]
+        [--out results.json]
 
 The engine is the simulator with `speedup` 1e6: its simulated prefill and decode take
 microseconds, so what is measured is software around it. Every path below ends in the
@@ -79,12 +80,12 @@ def start_front(stack: ExitStack, logs: Path, replicas: list[tuple[str, str]]) -
     return url
 
 
-def serve_config(port: int) -> ClusterConfig:
+def serve_config(port: int, *, kv_events: bool = True) -> ClusterConfig:
     return parse_config(
         {
             "gateway": {"host": "127.0.0.1", "port": port},
             "ray": {"num_cpus": 8},
-            "placement": {"debug_endpoint": True},
+            "placement": {"debug_endpoint": True, "kv_events": kv_events},
             "models": [
                 {
                     "id": MODEL,
@@ -116,7 +117,7 @@ def p2c_app(config: ClusterConfig) -> Any:
 
 
 @contextmanager
-def serve_apps(config: ClusterConfig) -> Iterator[str]:
+def serve_apps(*, kv_events: bool = True) -> Iterator[str]:
     """Ray + Serve on 127.0.0.1 with apps `placement` and `p2c`; yields the base URL."""
     import ray
     from ray import serve
@@ -126,12 +127,13 @@ def serve_apps(config: ClusterConfig) -> Iterator[str]:
     ray.init(
         address="local",
         _node_ip_address="127.0.0.1",
-        num_cpus=config.ray.num_cpus,
+        num_cpus=8,
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
     )
     try:
+        config = serve_config(free_port(), kv_events=kv_events)  # after Ray took its ports
         serve.start(http_options={"host": "127.0.0.1", "port": config.gateway.port})
         serve.run_many(
             [
@@ -156,6 +158,29 @@ def body(i: int, words: int, max_tokens: int) -> dict[str, Any]:
         ],
         "max_tokens": max_tokens,
     }
+
+
+def decision_cost(make_body: Callable[[int], dict[str, Any]], count: int) -> dict[str, float]:
+    """The router's per-request work (hash the prompt, rank two replicas) alone in this
+    process, one thread: CPU microseconds p50/p99 over `count` requests."""
+    from cluster.engine import EngineRequest
+    from cluster.placement import PlacementSettings, ReplicaLoad, Router
+    from deployments.routing.prompts import SimPromptHasher
+
+    hasher = SimPromptHasher(block_tokens=16, prefix_caching=True)
+    router = Router(PlacementSettings())
+    loads = [ReplicaLoad(replica_id="a"), ReplicaLoad(replica_id="b", queued_prefill_tokens=50)]
+    spent: list[float] = []
+    for i in range(count):
+        request = EngineRequest.model_validate(
+            {"request_id": f"d{i}", "model": MODEL, "messages": make_body(i)["messages"]}
+        )
+        started = time.thread_time_ns()
+        route = hasher.route_request(request)
+        ranked = router.rank(route, loads, now=float(i))
+        spent.append((time.thread_time_ns() - started) / 1000.0)
+        router.on_routed(route, ranked[0].replica_id, now=float(i))
+    return {"count": count, "p50": pct(spent, 0.50), "p99": pct(spent, 0.99)}
 
 
 def measure(
@@ -228,13 +253,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def say(line: str) -> None:
         print(line, flush=True)
 
+    def make_body(i: int) -> dict[str, Any]:
+        return body(i, args.prompt_words, args.max_tokens)
+
+    alone = decision_cost(make_body, args.requests)
     logs = Path(tempfile.mkdtemp(prefix="modelyard-overhead-"))
     with ExitStack() as stack:
         say(f"starting 2 sim serve replicas and the sim front (logs in {logs}) ...")
         replicas = [start_replica(stack, logs, f"sim-{i}") for i in range(2)]
         front = start_front(stack, logs, replicas)
         say("starting Ray Serve with the placement and p2c apps ...")
-        base = stack.enter_context(serve_apps(serve_config(free_port())))
+        base = stack.enter_context(serve_apps(kv_events=not args.no_kv_events))
         urls = {
             "direct": replicas[0][0] + "/v1/chat/completions",
             "front": front + "/v1/chat/completions",
@@ -246,7 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             urls,
             rounds=args.requests,
             warmup=args.warmup,
-            make_body=lambda i: body(i, args.prompt_words, args.max_tokens),
+            make_body=make_body,
             seed=args.seed,
             progress=say,
         )
@@ -260,6 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "paths": summary,
         "router_decision_us": debug["decision_us"],
         "router_decision_cpu_us": debug["decision_cpu_us"],
+        "router_decision_alone_cpu_us": alone,
     }
     say(table(summary))
     d, c = debug["decision_us"], debug["decision_cpu_us"]
@@ -267,6 +297,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"PlacementRequestRouter.choose_replicas inside Serve, {d['count']} decisions "
         f"({result['prompt_tokens']}-token prompts): wall p50 {d['p50']:.0f} us, "
         f"p99 {d['p99']:.0f} us; CPU p50 {c['p50']:.0f} us, p99 {c['p99']:.0f} us"
+    )
+    say(
+        f"the same work alone in one thread (hash + rank, 2 replicas): CPU p50 "
+        f"{alone['p50']:.0f} us, p99 {alone['p99']:.0f} us"
     )
     return result
 
@@ -278,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-words", type=int, default=150)
     parser.add_argument("--max-tokens", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-kv-events",
+        action="store_true",
+        help="placement.kv_events: false in the `serve` app (what KV events cost)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
     result = run(args)
