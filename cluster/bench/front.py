@@ -71,6 +71,7 @@ class FrontStats:
     kv_batches: int = 0
     kv_decode_errors: int = 0
     unparsed: int = 0
+    retries: int = 0
 
 
 def gauges_from_metrics(text: str) -> tuple[int, int, float]:
@@ -222,11 +223,8 @@ class PlacementFront:
         assert self._client is not None
         replica, route, estimate = self.place(path, body)
         load = self.loads[replica.replica_id]
-        request = self._client.build_request(
-            "POST", replica.url + path, content=body, headers=headers
-        )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._send(replica.url + path, body, headers)
         except httpx.HTTPError:
             load.backlog -= estimate
             self.router.on_completed(route, replica.replica_id, self.now())
@@ -249,6 +247,20 @@ class PlacementFront:
         out_headers = {k: v for k, v in response.headers.items() if k.lower() in keep}
         return response.status_code, out_headers, relay()
 
+    async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST, retrying once when the connection failed before any answer (a pooled
+        connection the replica closed meanwhile): the replica never saw the request."""
+        assert self._client is not None
+        for attempt in range(2):
+            request = self._client.build_request("POST", url, content=body, headers=headers)
+            try:
+                return await self._client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                if attempt == 1:
+                    raise
+                self.stats.retries += 1
+        raise AssertionError("unreachable")
+
     def summary(self) -> dict[str, object]:
         ns = sorted(self.stats.decisions_ns)
 
@@ -263,4 +275,5 @@ class PlacementFront:
             "kv_batches": self.stats.kv_batches,
             "kv_decode_errors": self.stats.kv_decode_errors,
             "unparsed": self.stats.unparsed,
+            "retries": self.stats.retries,
         }

@@ -253,6 +253,7 @@ async def _front(args: argparse.Namespace, replicas: list[FrontReplica]) -> None
     from cluster.bench.front_app import build_front_app
     from cluster.bench.policies import placement_settings
     from cluster.placement import Router
+    from cluster.simserve.server import KEEP_ALIVE_S
 
     router = Router(placement_settings(args.block_tokens, args.seed))
     front = PlacementFront(
@@ -265,6 +266,7 @@ async def _front(args: argparse.Namespace, replicas: list[FrontReplica]) -> None
         log_level=args.log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     print(
         f"modelyard sim front: placement over {len(replicas)} replicas on "

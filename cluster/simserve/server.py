@@ -22,6 +22,10 @@ from cluster.engine import Engine
 from cluster.kv_events.publisher import KVEventPublisher
 
 READY_POLL_S = 0.05
+#: Idle keep-alive seconds. Longer than a client's pool keeps idle connections, so a proxy
+#: never reuses a connection the server is closing at that moment (uvicorn's default of 5 s
+#: races with routers' pools and shows up as read errors under load).
+KEEP_ALIVE_S = 300
 
 
 async def _announce(server: uvicorn.Server, url: str, on_ready: Callable[[str], None]) -> None:
@@ -55,6 +59,7 @@ async def serve(
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         server = uvicorn.Server(config)
         if on_ready is not None:
