@@ -4,6 +4,8 @@
         [--block-tokens T] [--policy P ...] [--speedup X] [--seed S] [--repeat K]
         [--json] [--plot PNG]
     modelyard bench route --decision-cost [--replicas R] [--prompt-tokens N] [--block-tokens T]
+    modelyard bench route --trace FILE --live URL [...]   (through a running server:
+        `cluster.bench.live_cli`)
 
 In-process: each policy routes the same trace over R fresh simulated replicas (the
 simulator's scheduler and block KV cache for `--model` on `--gpu`, on a virtual clock),
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cluster.bench.live_args import add_live_arguments
 from cluster.bench.policies import BASELINES, POLICIES
 from cluster.bench.replay import Progress, ReplicaFactory, StepReport
 from cluster.config.catalog import ModelSpec
@@ -103,6 +106,7 @@ def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="replicas holding prefixes of each prompt (default: all, the worst case)",
     )
+    add_live_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -223,6 +227,10 @@ def _progress(enabled: bool) -> ProgressFactory | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.live is not None:  # through a running server: cluster.bench.live_cli
+        from cluster.bench.live_cli import run_live
+
+        return run_live(args)
     try:
         if args.decision_cost:
             return _run_decision_cost(args)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,6 +144,30 @@ def test_live_replay_direct_gets_cached_tokens(replica: tuple[str, str]) -> None
     completed, cached, prompt = replay(replica[0])
     assert completed == 9 and prompt == sum(r.input_length for r in conversation_trace())
     assert cached >= 6 * 2 * T  # turns 2 and 3 of each conversation reuse the last prompt
+
+
+def test_bench_route_live_cli(replica: tuple[str, str], tmp_path: Path) -> None:
+    """`modelyard bench route --live URL` end to end: flags, JSON report, per-replica prefill."""
+    url, _ = replica
+    trace = tmp_path / "conversations.jsonl"
+    rows = [
+        {"timestamp": r.arrival_s * 1000, "input_length": r.input_length,
+         "output_length": r.output_length, "hash_ids": list(r.hash_ids)}
+        for r in conversation_trace()
+    ]  # fmt: skip
+    trace.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    argv = [
+        modelyard_bin(), "bench", "route", "--trace", str(trace), "--block-tokens", str(T),
+        "--speedup", "1", "--sim-speedup", "20", "--live", url, "--replica-metrics", url,
+        "--record", str(tmp_path / "records.jsonl"), "--json", "--no-progress",
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["completed"] == 9 and report["cached_tokens"] >= 6 * 2 * T
+    prefill = report["prompt_tokens"] - report["cached_tokens"]
+    assert report["prefill_tokens_per_replica"] == [prefill]
+    assert len((tmp_path / "records.jsonl").read_text().splitlines()) == 9
 
 
 def test_live_replay_through_the_placement_front(tmp_path: Path) -> None:
