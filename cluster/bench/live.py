@@ -17,7 +17,8 @@ and still be reported in simulated seconds: every measured time is multiplied by
 TTFT = first streamed token - scheduled send time (not the actual send, so a client that
 falls behind, or the `concurrency` bound, counts against the server rather than hiding),
 times `sim_speedup`. Send lag = actual - scheduled send, times `sim_speedup`: how far the
-client itself fell behind (a loaded host), reported so TTFTs can be read against it.
+client itself fell behind (a loaded host), reported so TTFTs can be read against it; TTFT
+after send (first token - actual send) leaves the client's lag out.
 Token hit rate = Σ cached / Σ prompt tokens as the server reported them
 (`usage.prompt_tokens_details.cached_tokens`), over completed requests. At most
 `concurrency` requests are in flight; requests still unfinished `time_limit_s` after the
@@ -81,6 +82,10 @@ class LiveResult(_Strict):
     ttft_p50_s: float
     ttft_p99_s: float
     ttft_mean_s: float
+    ttft_after_send_p50_s: float = Field(
+        default=float("nan"), description="first token - actual send: without the client's lag"
+    )
+    ttft_after_send_p99_s: float = float("nan")
     cost: Decimal
     currency: str
     wall_s: float
@@ -181,8 +186,17 @@ def summarise_live(
         dtype=float,
     )
 
-    def stat(q: float) -> float:
-        return float(np.percentile(ttft, q)) if ttft.size else float("nan")
+    after_send = np.array(
+        [
+            (r.outcome.first_token - r.sent) * settings.sim_speedup
+            for r in done
+            if r.outcome is not None and r.outcome.first_token is not None
+        ],
+        dtype=float,
+    )
+
+    def stat(q: float, values: np.ndarray = ttft) -> float:
+        return float(np.percentile(values, q)) if values.size else float("nan")
 
     lags = np.array([r.sent - r.scheduled for r in run.records if r.sent], dtype=float)
     late = int(np.sum(lags > LATE_S))
@@ -205,6 +219,8 @@ def summarise_live(
         ttft_p50_s=stat(50),
         ttft_p99_s=stat(99),
         ttft_mean_s=float(ttft.mean()) if ttft.size else float("nan"),
+        ttft_after_send_p50_s=stat(50, after_send),
+        ttft_after_send_p99_s=stat(99, after_send),
         cost=cost.quantize(Decimal("0.01")),
         currency=currency,
         wall_s=run.wall_s,

@@ -137,10 +137,15 @@ async def test_replay_against_sim_serve_reads_cached_tokens(
 
 
 def _record(
-    index: int, *, ttft: float | None, usage: Usage | None, error: str | None = None
+    index: int,
+    *,
+    ttft: float | None,
+    usage: Usage | None,
+    error: str | None = None,
+    lag: float = 0.0,
 ) -> LiveRecord:
     outcome = Outcome(first_token=None if ttft is None else 10.0 + ttft, usage=usage, error=error)
-    return LiveRecord(index=index, scheduled=10.0, sent=10.0, outcome=outcome)
+    return LiveRecord(index=index, scheduled=10.0, sent=10.0 + lag, outcome=outcome)
 
 
 def test_summary_counts_and_scales_times() -> None:
@@ -149,7 +154,10 @@ def test_summary_counts_and_scales_times() -> None:
         records=[
             _record(0, ttft=0.5, usage=Usage(prompt_tokens=100, completion_tokens=4)),
             _record(
-                1, ttft=1.5, usage=Usage(prompt_tokens=100, completion_tokens=4, cached_tokens=50)
+                1,
+                ttft=1.5,
+                usage=Usage(prompt_tokens=100, completion_tokens=4, cached_tokens=50),
+                lag=0.25,
             ),
             _record(2, ttft=None, usage=None, error="HTTP 503: busy"),
         ],
@@ -170,6 +178,8 @@ def test_summary_counts_and_scales_times() -> None:
     assert (result.completed, result.failed, result.unfinished) == (2, 1, 1)
     assert result.token_hit_rate == 50 / 200
     assert result.ttft_p50_s == pytest.approx(2.0)  # (0.5 + 1.5) / 2 wall s x sim speedup 2
+    assert result.ttft_after_send_p50_s == pytest.approx(1.75)  # the 0.25 s lag left out
+    assert (result.send_lag_p50_s, result.send_lag_p99_s) == pytest.approx((0.0, 0.49))
     assert result.cost == Decimal("200.00") and result.errors == ["HTTP 503: busy"]
     spread = with_prefill(result, [30, 10])
     assert spread.prefill_max_over_mean == pytest.approx(1.5)
