@@ -64,19 +64,56 @@ def derive_trace(trace: Path, records: Path, out: Path) -> int:
     return len(kept)
 
 
+def ttft_summary(records: Path, *, scale: float = 1.0) -> dict[str, float]:
+    """TTFT percentiles (from the scheduled send, and after the actual send) and the send
+    lag's, in simulated seconds, over the completed requests of a records file (times
+    multiplied by `scale`, for records written in wall seconds)."""
+    import numpy as np
+
+    rows = [json.loads(line) for line in records.read_text("utf-8").splitlines() if line]
+    done = [r for r in rows if r.get("error") is None and r.get("ttft_s") is not None]
+    ttft = scale * np.array([r["ttft_s"] for r in done], dtype=float)
+    lag = scale * np.array([r.get("send_lag_s") or 0.0 for r in done], dtype=float)
+    after = ttft - lag
+    out: dict[str, float] = {"completed": float(len(done))}
+    for name, values in (("ttft", ttft), ("ttft_after_send", after), ("send_lag", lag)):
+        for q in (50, 99):
+            out[f"{name}_p{q}_s"] = float(np.percentile(values, q)) if values.size else 0.0
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(
         prog="python -m cluster.bench.live_record",
-        description="derive a trace with the output lengths a live replay produced",
+        description="work with the per-request records of live replays",
     )
-    p.add_argument("trace", type=Path)
-    p.add_argument("records", type=Path)
-    p.add_argument("out", type=Path)
+    sub = p.add_subparsers(dest="command", required=True)
+    derive = sub.add_parser("derive", help="the trace with the output lengths produced")
+    derive.add_argument("trace", type=Path)
+    derive.add_argument("records", type=Path)
+    derive.add_argument("out", type=Path)
+    ttft = sub.add_parser("ttft", help="TTFT and send-lag percentiles of records files")
+    ttft.add_argument("records", type=Path, nargs="+")
+    ttft.add_argument(
+        "--scale", type=float, default=1.0, help="multiply the records' times (default 1)"
+    )
     args = p.parse_args(argv)
-    count = derive_trace(args.trace, args.records, args.out)
-    print(f"{args.out}: {count} requests")
+    if args.command == "derive":
+        count = derive_trace(args.trace, args.records, args.out)
+        print(f"{args.out}: {count} requests")
+        return 0
+    print("| records | done | TTFT p50 / p99 | TTFT after send p50 / p99 | send lag p50 / p99 |")
+    print("|---|---|---|---|---|")
+    for path in args.records:
+        t = ttft_summary(path, scale=args.scale)
+        print(
+            f"| {path.name} | {t['completed']:.0f} | {t['ttft_p50_s']:.2f} / "
+            f"{t['ttft_p99_s']:.2f} s | {t['ttft_after_send_p50_s']:.2f} / "
+            f"{t['ttft_after_send_p99_s']:.2f} s | {t['send_lag_p50_s']:.2f} / "
+            f"{t['send_lag_p99_s']:.2f} s |"
+        )
     return 0
 
 

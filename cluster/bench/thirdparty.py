@@ -181,7 +181,8 @@ async def _replay(
     finally:
         await target.aclose()
     after = await scrape_prefill(urls)
-    write_records(run, spec.logs / f"{label.replace(':', '-')}-records.jsonl")
+    records = spec.logs / f"{label.replace(':', '-')}-records.jsonl"
+    write_records(run, records, sim_speedup=spec.sim_speedup)
     result = summarise_live(run, trace, settings, cost_of, currency)
     return with_prefill(result, [a - b for a, b in zip(after, before, strict=True)])
 

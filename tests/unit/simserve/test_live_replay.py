@@ -22,7 +22,7 @@ from cluster.bench.live import (
     with_prefill,
 )
 from cluster.bench.live_metrics import prefill_from_text
-from cluster.bench.live_record import derive_trace, write_records
+from cluster.bench.live_record import derive_trace, ttft_summary, write_records
 from cluster.bench.live_targets import HttpTarget, Outcome
 from cluster.bench.live_text import BlockText, calibrated_words_per_block
 from cluster.bench.runner import cost_function
@@ -224,6 +224,8 @@ def test_records_and_the_derived_trace(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in records.read_text().splitlines()]
     assert [line["ttft_s"] for line in lines] == [2.0, None, 1.0]
     assert lines[1]["error"] == "HTTP 503: busy"
+    summary = ttft_summary(records, scale=2.0)
+    assert summary["completed"] == 2 and summary["ttft_p50_s"] == pytest.approx(3.0)
     out = tmp_path / "derived.jsonl"
     assert derive_trace(trace, records, out) == 3
     derived = [json.loads(line) for line in out.read_text().splitlines()]
