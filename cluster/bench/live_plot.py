@@ -38,6 +38,7 @@ def plot_live(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     rows = [
         (r.settings.label, r.token_hit_rate, r.ttft_p50_s, r.ttft_p99_s, False) for r in results
@@ -67,12 +68,12 @@ def plot_live(
         ax_ttft.bar(x + width / 2, p99, width, color="#9467bd", hatch=h, edgecolor="black")
         ax_ttft.text(x - width / 2, p50, f"{p50:.1f}", ha="center", va="bottom", fontsize=8)
         ax_ttft.text(x + width / 2, p99, f"{p99:.1f}", ha="center", va="bottom", fontsize=8)
-    ax_ttft.bar([], [], color="#2ca02c", label="p50")
-    ax_ttft.bar([], [], color="#9467bd", label="p99")
+    ax_ttft.legend(
+        handles=[Patch(color="#2ca02c", label="p50"), Patch(color="#9467bd", label="p99")]
+    )
     ax_ttft.set_xticks(xs, names, rotation=20, ha="right")
     ax_ttft.set_ylabel("time to first token (simulated s)")
     ax_ttft.set_title("TTFT")
-    ax_ttft.legend()
 
     if title is None and results:
         s = results[0].settings
