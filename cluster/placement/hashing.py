@@ -3,9 +3,9 @@
 h_i = blake2b-64(h_{i-1} as 8 little-endian bytes | len(extra) as 4 bytes | extra |
 token ids of block i as uint32) masked to 63 bits; h_{-1} = 0. Only FULL blocks are
 hashed (engines cache only full blocks). `extra_keys` (LoRA adapter, `cache_salt`) make
-the same tokens under another adapter or salt a different chain. The formula is the
-simulator's (`deployments.engines.sim.kv_cache.block_hashes`), so simulated engines and
-the router agree on hashes without translation; for vLLM, whose hashes are seeded per
+the same tokens under another adapter or salt a different chain. This is the one
+definition: the simulator's KV cache imports it, so simulated engines and the router
+agree on hashes without translation; for vLLM, whose hashes are seeded per
 process, the index re-hashes the token ids its `stored` events carry.
 
 Cost: one blake2b per block — compute once per request (where the prompt is tokenised),

@@ -51,17 +51,16 @@ Token-level convenience on top:
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cluster.engine import KVEvent
+from cluster.placement.hashing import block_hashes
+
+__all__ = ["BlockKVCache", "EventSink", "block_hashes", "request_extra_keys"]
 
 EventSink = Callable[[list[KVEvent]], None]
-
-_HASH_MASK = (1 << 63) - 1  # non-negative and within int64, as msgpack and protobuf expect
 
 
 def request_extra_keys(adapter: str | None, cache_salt: str | None) -> list[str]:
@@ -72,29 +71,6 @@ def request_extra_keys(adapter: str | None, cache_salt: str | None) -> list[str]
     if cache_salt:
         keys.append(f"salt:{cache_salt}")
     return keys
-
-
-def block_hashes(
-    token_ids: Sequence[int], block_size: int, extra_keys: Sequence[str] = ()
-) -> list[int]:
-    """Chained hashes of the FULL blocks of `token_ids` (a partial last block is skipped).
-
-    h_i = blake2b(h_{i-1} as 8 bytes | "\\x1f".join(extra_keys) | token ids as uint32) & mask;
-    the first block's parent is the 8 zero bytes (stable across processes).
-    """
-    extra = "\x1f".join(extra_keys).encode("utf-8")
-    out: list[int] = []
-    parent = 0
-    for start in range(0, len(token_ids) - block_size + 1, block_size):
-        block = token_ids[start : start + block_size]
-        hasher = hashlib.blake2b(digest_size=8)
-        hasher.update(parent.to_bytes(8, "little"))
-        hasher.update(len(extra).to_bytes(4, "little"))
-        hasher.update(extra)
-        hasher.update(struct.pack(f"<{len(block)}I", *block))
-        parent = int.from_bytes(hasher.digest(), "little") & _HASH_MASK
-        out.append(parent)
-    return out
 
 
 @dataclass(slots=True)
