@@ -49,15 +49,6 @@ def _has_output(choice: dict[str, Any]) -> bool:
     return bool(delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls"))
 
 
-def _usage(raw: dict[str, Any]) -> Usage:
-    details = raw.get("prompt_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens", 0)),
-        completion_tokens=int(raw.get("completion_tokens", 0)),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-    )
-
-
 class HttpTarget:
     """Streams `/v1/completions` or `/v1/chat/completions` of `base_url` with httpx."""
 
@@ -136,7 +127,7 @@ class HttpTarget:
         if out.first_token is None and any(_has_output(c) for c in event.get("choices") or []):
             out.first_token = time.monotonic()
         if event.get("usage"):
-            out.usage = _usage(event["usage"])
+            out.usage = Usage.from_openai(event["usage"])
 
     async def aclose(self) -> None:
         await self._client.aclose()

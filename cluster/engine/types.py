@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +56,16 @@ class Usage(_Strict):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, raw: Mapping[str, Any]) -> Usage:
+        """Read an OpenAI `usage` object (as vLLM's server and ours send it)."""
+        details = raw.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(raw.get("prompt_tokens", 0)),
+            completion_tokens=int(raw.get("completion_tokens", 0)),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
 
 
 class ToolCallDelta(_Strict):

@@ -60,15 +60,6 @@ def _tool_calls(raw: object) -> list[ToolCallDelta]:
     return calls
 
 
-def _usage(raw: dict[str, Any]) -> Usage:
-    details = raw.get("prompt_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens", 0)),
-        completion_tokens=int(raw.get("completion_tokens", 0)),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-    )
-
-
 class StreamMapper:
     """Stateful mapping of one request's events; `feed` per event, `finish` at the end."""
 
@@ -95,7 +86,7 @@ class StreamMapper:
         if "error" in data and "choices" not in data:
             raise error_from_event(data, prompt_param=self.prompt_param)
         if isinstance(data.get("usage"), dict) and not data.get("choices"):
-            self._usage = _usage(data["usage"])
+            self._usage = Usage.from_openai(data["usage"])
             return []
         out: list[EngineChunk] = []
         for choice in data.get("choices") or []:
