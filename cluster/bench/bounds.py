@@ -19,19 +19,10 @@ them (the last prompt token is always recomputed); rate = cached tokens / prompt
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
 from collections.abc import Sequence
 
+from cluster.bench.lru import LRUBlockCache, leading_hits
 from cluster.bench.trace import TraceRequest
-
-
-def _leading(blocks: Sequence[int], cached: set[int] | OrderedDict[int, None], cap: int) -> int:
-    n = 0
-    for h in blocks:
-        if n >= cap or h not in cached:
-            break
-        n += 1
-    return n
 
 
 def infinite_cache_hits(trace: Sequence[TraceRequest], block_tokens: int) -> dict[int, int]:
@@ -41,7 +32,7 @@ def infinite_cache_hits(trace: Sequence[TraceRequest], block_tokens: int) -> dic
     for req in trace:
         blocks = req.full_blocks(block_tokens)
         cap = (req.input_length - 1) // block_tokens
-        hits[req.index] = _leading(blocks, seen, cap) * block_tokens
+        hits[req.index] = leading_hits(blocks, seen, cap) * block_tokens
         seen.update(blocks)
     return hits
 
@@ -53,17 +44,13 @@ def infinite_cache_hit_rate(trace: Sequence[TraceRequest], block_tokens: int) ->
 
 
 def pooled_lru_hit_rate(trace: Sequence[TraceRequest], block_tokens: int, capacity: int) -> float:
-    cache: OrderedDict[int, None] = OrderedDict()
+    cache = LRUBlockCache(capacity)
     hit = total = 0
     for req in trace:
         blocks = req.full_blocks(block_tokens)
-        hit += _leading(blocks, cache, (req.input_length - 1) // block_tokens) * block_tokens
+        hit += cache.hits(blocks, (req.input_length - 1) // block_tokens) * block_tokens
         total += req.input_length
-        for h in reversed(blocks):  # released tail first: the head is the most recent
-            cache[h] = None
-            cache.move_to_end(h)
-        while len(cache) > capacity:
-            cache.popitem(last=False)
+        cache.serve(blocks)
     return hit / total if total else 0.0
 
 
@@ -83,7 +70,7 @@ def pooled_belady_hit_rate(
     hit = total = 0
     for i, req in enumerate(trace):
         blocks = req.full_blocks(block_tokens)
-        hit += _leading_dict(blocks, cached, (req.input_length - 1) // block_tokens)
+        hit += leading_hits(blocks, cached, (req.input_length - 1) // block_tokens)
         total += req.input_length
         for h in blocks:
             cached[h] = next_use[i][h]
@@ -93,12 +80,3 @@ def pooled_belady_hit_rate(
             if cached.get(h) == -use:
                 del cached[h]
     return hit * block_tokens / total if total else 0.0
-
-
-def _leading_dict(blocks: Sequence[int], cached: dict[int, int], cap: int) -> int:
-    n = 0
-    for h in blocks:
-        if n >= cap or h not in cached:
-            break
-        n += 1
-    return n
