@@ -152,6 +152,58 @@ def place_all(
     )
 
 
+class ContinuationRate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    turn: str
+    requests: int
+    continued: float
+
+
+def continuation_rates(trace: Sequence[TraceRequest], block_tokens: int) -> list[ContinuationRate]:
+    """Share of requests whose own new blocks some later request reuses, by turn.
+
+    A request's turn is its parent's plus one, its parent being the request that first
+    stored the last already-seen block of its prompt (turn 0: nothing but blocks shared
+    by everyone, such as a system prompt, was seen before). If the share is the same at
+    every turn, nothing in a conversation's history tells a router whether it goes on.
+    """
+    first_stored: dict[int, int] = {}
+    turn: list[int] = []
+    continued = [False] * len(trace)
+    shared = {h for h, n in _block_counts(trace, block_tokens).items() if n == len(trace)}
+    for position, req in enumerate(trace):
+        blocks = req.full_blocks(block_tokens)
+        parent = next(
+            (first_stored[h] for h in reversed(blocks) if h in first_stored and h not in shared),
+            None,
+        )
+        turn.append(0 if parent is None else turn[parent] + 1)
+        for h in blocks:
+            owner = first_stored.setdefault(h, position)
+            if owner != position and h not in shared:
+                continued[owner] = True
+    rows = []
+    for label, members in (
+        ("0", [i for i, t in enumerate(turn) if t == 0]),
+        ("1", [i for i, t in enumerate(turn) if t == 1]),
+        ("2+", [i for i, t in enumerate(turn) if t >= 2]),
+        ("all", list(range(len(trace)))),
+    ):
+        if members:
+            share = sum(continued[i] for i in members) / len(members)
+            rows.append(ContinuationRate(turn=label, requests=len(members), continued=share))
+    return rows
+
+
+def _block_counts(trace: Sequence[TraceRequest], block_tokens: int) -> dict[int, int]:
+    counts: dict[int, int] = defaultdict(int)
+    for req in trace:
+        for h in set(req.full_blocks(block_tokens)):
+            counts[h] += 1
+    return counts
+
+
 class ClairvoyantReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -162,6 +214,7 @@ class ClairvoyantReport(BaseModel):
     infinite_cache_hit_rate: float
     pooled_lru_hit_rate: float
     pooled_belady_hit_rate: float
+    continuations: list[ContinuationRate]
     outcomes: list[PlacementOutcome]
 
 
@@ -199,6 +252,7 @@ def build_report(
         infinite_cache_hit_rate=infinite_cache_hit_rate(trace, block_tokens),
         pooled_lru_hit_rate=pooled_lru_hit_rate(trace, block_tokens, fleet),
         pooled_belady_hit_rate=pooled_belady_hit_rate(trace, block_tokens, fleet),
+        continuations=continuation_rates(trace, block_tokens),
         outcomes=outcomes,
     )
 
@@ -211,6 +265,8 @@ def render(report: ClairvoyantReport) -> str:
         f"references: one infinite cache {report.infinite_cache_hit_rate:.3f}; one "
         f"{fleet}-block cache, LRU {report.pooled_lru_hit_rate:.3f}, optimal eviction "
         f"{report.pooled_belady_hit_rate:.3f}",
+        "requests whose new blocks a later request reuses, by turn: "
+        + ", ".join(f"{c.turn}: {c.continued:.1%} of {c.requests}" for c in report.continuations),
         f"{'placer':<12} {'imbalance':>9} {'horizon':>8} {'hit rate':>9} {'max/mean prefill':>17}",
     ]
     for o in report.outcomes:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bench.clairvoyant import Placer, build_report, main, place_all
+from cluster.bench.clairvoyant import Placer, build_report, continuation_rates, main, place_all
 from cluster.bench.lru import LRUBlockCache
 from cluster.bench.trace import TraceRequest
 
@@ -106,3 +106,16 @@ def test_cli_json_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "imbalance is max/mean prefill" in capsys.readouterr().err
     assert main(["--trace", str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+def test_continuation_rates_by_turn() -> None:
+    # Block 0 opens every prompt (a shared system prompt): it makes nobody a parent.
+    trace = [
+        _req(0, [0, 1, 2]),
+        _req(1, [0, 3, 4]),
+        _req(2, [0, 1, 2]),  # continues request 0: turn 1
+        _req(3, [0, 1, 2]),  # continues request 0 again (its first storer): turn 1
+        _req(4, [0, 5, 6]),
+    ]
+    rates = {r.turn: (r.requests, r.continued) for r in continuation_rates(trace, T)}
+    assert rates == {"0": (3, pytest.approx(1 / 3)), "1": (2, 0.0), "all": (5, 0.2)}
