@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Protocol, TypedDict, TypeVar
 
 from cluster.api.responses import (
     ChatChoice,
@@ -36,6 +37,7 @@ from cluster.api.responses import (
 from cluster.api.schema import ChatCompletionRequest, CompletionRequest
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineRequest, Usage
+from cluster.engine.types import FinishReason
 from cluster.errors import ContextLengthExceeded, ModelNotFound, ModelyardError
 from cluster.service.backend import ModelBackend
 from cluster.service.choices import (
@@ -48,9 +50,36 @@ from cluster.service.choices import (
 from cluster.service.requests import chat_engine_requests, completion_engine_requests
 from cluster.service.resolver import ModelResolver, ResolvedModel
 from cluster.service.streams import merge_choices
-from cluster.telemetry.observer import Endpoint, Observation, RequestObserver
+from cluster.telemetry.observer import Observation, RequestObserver
 
 AnyRequest = ChatCompletionRequest | CompletionRequest
+B = TypeVar("B", covariant=True)
+C = TypeVar("C")
+
+
+class Header(TypedDict):
+    """The fields every response body and chunk of one request starts with."""
+
+    id: str
+    created: int
+    model: str
+    system_fingerprint: str | None
+
+
+class _Body(Protocol[B, C]):
+    """A response or chunk class (`ChatCompletion`, `CompletionChunk`, ...): the header
+    fields, the choices, the usage."""
+
+    def __call__(
+        self,
+        *,
+        id: str,
+        created: int,
+        model: str,
+        system_fingerprint: str | None,
+        choices: list[C],
+        usage: CompletionUsage | None,
+    ) -> B: ...
 
 
 def engine_label(model: ServedModel) -> str:
@@ -71,28 +100,20 @@ def internal_error() -> ModelyardError:
 
 @dataclass(slots=True)
 class _Call:
-    """One accepted request after resolution: ids, target, and its choices."""
+    """One accepted request after resolution: its header, target, and its choices."""
 
-    response_id: str
-    created: int
+    header: Header
     resolved: ResolvedModel
     requests: list[EngineRequest]
     group_size: int  # choices per prompt (n): they share one prompt, counted once
     states: list[ChoiceState] = field(default_factory=list)
 
-    @property
-    def model_name(self) -> str:
-        return self.resolved.public_name
-
-    @property
-    def fingerprint(self) -> str:
-        return system_fingerprint(self.resolved.model)
-
     def usage(self) -> Usage:
         return combine_usage(require_finished(self.states), self.group_size)
 
-    def finish_reasons(self) -> list[str]:
-        return [state.finish_reason or "" for state in self.states]
+    def succeed(self, obs: Observation, usage: Usage) -> None:
+        reasons = [state.finish_reason or "" for state in self.states]
+        obs.succeed(response_id=self.header["id"], finish_reasons=reasons, usage=usage)
 
 
 class GatewayService:
@@ -142,146 +163,78 @@ class GatewayService:
         except ModelNotFound:
             return None
 
-    # ---- chat --------------------------------------------------------------------------
+    # ---- chat and completions ----------------------------------------------------------
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletion:
-        obs = self._observe("chat", request)
-        try:
-            call = self._open(obs, request, "chatcmpl-")
-            builders = [MessageBuilder() for _ in call.requests]
-            async with aclosing(self._deltas(obs, call, request)) as deltas:
-                async for index, delta in deltas:
-                    builders[index].add(delta)
-            usage = call.usage()
-            response = ChatCompletion(
-                id=call.response_id,
-                created=call.created,
-                model=call.model_name,
-                system_fingerprint=call.fingerprint,
-                choices=[
-                    ChatChoice(index=i, message=b.message(), finish_reason=s.finish_reason)
-                    for i, (b, s) in enumerate(zip(builders, call.states, strict=True))
-                ],
-                usage=CompletionUsage.of(usage),
-            )
-        except BaseException as exc:
-            _settle(obs, exc)
-            raise
-        obs.succeed(response_id=call.response_id, finish_reasons=call.finish_reasons(), usage=usage)
-        return response
+        return await self._respond(request, ChatCompletion, _chat_choice)
 
-    async def stream_chat(
+    def stream_chat(
         self, request: ChatCompletionRequest
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
-        obs = self._observe("chat", request)
-        try:
-            call = self._open(obs, request, "chatcmpl-")
-
-            def chunk(
-                choices: list[ChatChunkChoice], usage: Usage | None = None
-            ) -> ChatCompletionChunk:
-                return ChatCompletionChunk(
-                    id=call.response_id,
-                    created=call.created,
-                    model=call.model_name,
-                    system_fingerprint=call.fingerprint,
-                    choices=choices,
-                    usage=None if usage is None else CompletionUsage.of(usage),
-                )
-
-            async with aclosing(self._deltas(obs, call, request)) as deltas:
-                async for index, delta in deltas:
-                    if delta.first or not delta.empty:
-                        yield chunk(
-                            [
-                                ChatChunkChoice(
-                                    index=index,
-                                    delta=delta.chat_delta(),
-                                    finish_reason=delta.finish_reason,
-                                )
-                            ]
-                        )
-            usage = call.usage()
-            if request.include_usage:
-                yield chunk([], usage)
-        except BaseException as exc:
-            _settle(obs, exc)
-            raise
-        obs.succeed(response_id=call.response_id, finish_reasons=call.finish_reasons(), usage=usage)
-
-    # ---- completions -------------------------------------------------------------------
+        return self._stream(request, ChatCompletionChunk, _chat_piece)
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        obs = self._observe("completions", request)
+        return await self._respond(request, Completion, _text_choice)
+
+    def stream_complete(self, request: CompletionRequest) -> AsyncGenerator[CompletionChunk, None]:
+        return self._stream(request, CompletionChunk, _text_piece)
+
+    async def _respond(
+        self,
+        request: AnyRequest,
+        body: _Body[B, C],
+        choice: Callable[[int, list[Delta], FinishReason | None], C],
+    ) -> B:
+        """The whole response: every choice's deltas collected, then `choice` of each."""
+        obs = self._observe(request)
         try:
-            call = self._open(obs, request, "cmpl-")
-            texts: list[list[str]] = [[] for _ in call.requests]
-            async with aclosing(self._deltas(obs, call, request)) as deltas:
-                async for index, delta in deltas:
-                    texts[index].append(delta.content)
+            call = self._open(obs, request)
+            deltas: list[list[Delta]] = [[] for _ in call.requests]
+            async with aclosing(self._deltas(obs, call, request)) as stream:
+                async for index, delta in stream:
+                    deltas[index].append(delta)
             usage = call.usage()
-            response = Completion(
-                id=call.response_id,
-                created=call.created,
-                model=call.model_name,
-                system_fingerprint=call.fingerprint,
-                choices=[
-                    CompletionChoice(index=i, text="".join(t), finish_reason=s.finish_reason)
-                    for i, (t, s) in enumerate(zip(texts, call.states, strict=True))
-                ],
-                usage=CompletionUsage.of(usage),
-            )
+            choices = [
+                choice(i, d, s.finish_reason)
+                for i, (d, s) in enumerate(zip(deltas, call.states, strict=True))
+            ]
+            response = body(**call.header, choices=choices, usage=CompletionUsage.of(usage))
         except BaseException as exc:
             _settle(obs, exc)
             raise
-        obs.succeed(response_id=call.response_id, finish_reasons=call.finish_reasons(), usage=usage)
+        call.succeed(obs, usage)
         return response
 
-    async def stream_complete(
-        self, request: CompletionRequest
-    ) -> AsyncGenerator[CompletionChunk, None]:
-        obs = self._observe("completions", request)
+    async def _stream(
+        self,
+        request: AnyRequest,
+        body: _Body[B, C],
+        piece: Callable[[int, Delta], C | None],
+    ) -> AsyncGenerator[B, None]:
+        """One chunk per delta `piece` keeps, then the usage-only chunk if asked for."""
+        obs = self._observe(request)
         try:
-            call = self._open(obs, request, "cmpl-")
-
-            def chunk(
-                choices: list[CompletionChoice], usage: Usage | None = None
-            ) -> CompletionChunk:
-                return CompletionChunk(
-                    id=call.response_id,
-                    created=call.created,
-                    model=call.model_name,
-                    system_fingerprint=call.fingerprint,
-                    choices=choices,
-                    usage=None if usage is None else CompletionUsage.of(usage),
-                )
-
+            call = self._open(obs, request)
             async with aclosing(self._deltas(obs, call, request)) as deltas:
                 async for index, delta in deltas:
-                    if delta.content or delta.finish_reason:
-                        yield chunk(
-                            [
-                                CompletionChoice(
-                                    index=index,
-                                    text=delta.content,
-                                    finish_reason=delta.finish_reason,
-                                )
-                            ]
-                        )
+                    kept = piece(index, delta)
+                    if kept is not None:
+                        yield body(**call.header, choices=[kept], usage=None)
             usage = call.usage()
             if request.include_usage:
-                yield chunk([], usage)
+                yield body(**call.header, choices=[], usage=CompletionUsage.of(usage))
         except BaseException as exc:
             _settle(obs, exc)
             raise
-        obs.succeed(response_id=call.response_id, finish_reasons=call.finish_reasons(), usage=usage)
+        call.succeed(obs, usage)
 
     # ---- shared ------------------------------------------------------------------------
 
-    def _observe(self, endpoint: Endpoint, request: AnyRequest) -> Observation:
+    def _observe(self, request: AnyRequest) -> Observation:
         asked = request.requested_max_tokens
+        chat = isinstance(request, ChatCompletionRequest)
         return self._observer.start(
-            endpoint,
+            "chat" if chat else "completions",
             requested_model=request.model,
             n=request.n,
             stream=request.stream,
@@ -290,7 +243,7 @@ class GatewayService:
             top_p=request.top_p,
         )
 
-    def _open(self, obs: Observation, request: AnyRequest, prefix: str) -> _Call:
+    def _open(self, obs: Observation, request: AnyRequest) -> _Call:
         resolved = self.resolver.resolve(request.model)
         model = resolved.model
         obs.bind(
@@ -305,18 +258,19 @@ class GatewayService:
                 f"requested {value} tokens in '{param}' alone. Please reduce '{param}'.",
                 param=param,
             )
-        response_id = prefix + uuid.uuid4().hex
         if isinstance(request, ChatCompletionRequest):
+            response_id = f"chatcmpl-{uuid.uuid4().hex}"
             requests = chat_engine_requests(request, resolved, response_id)
         else:
+            response_id = f"cmpl-{uuid.uuid4().hex}"
             requests = completion_engine_requests(request, resolved, response_id)
-        return _Call(
-            response_id=response_id,
+        header = Header(
+            id=response_id,
             created=int(self._wall_clock()),
-            resolved=resolved,
-            requests=requests,
-            group_size=request.n,
+            model=resolved.public_name,
+            system_fingerprint=system_fingerprint(model),
         )
+        return _Call(header, resolved, requests, group_size=request.n)
 
     async def _deltas(
         self, obs: Observation, call: _Call, request: AnyRequest
@@ -357,3 +311,28 @@ def _settle(obs: Observation, exc: BaseException) -> None:
         obs.fail(internal_error())
     else:
         obs.cancel()
+
+
+def _chat_choice(index: int, deltas: list[Delta], finish: FinishReason | None) -> ChatChoice:
+    builder = MessageBuilder()
+    for delta in deltas:
+        builder.add(delta)
+    return ChatChoice(index=index, message=builder.message(), finish_reason=finish)
+
+
+def _chat_piece(index: int, delta: Delta) -> ChatChunkChoice | None:
+    """Every first delta is sent, even a bare one: it tells the client the role."""
+    if not delta.first and delta.empty:
+        return None
+    return ChatChunkChoice(index=index, delta=delta.chat_delta(), finish_reason=delta.finish_reason)
+
+
+def _text_choice(index: int, deltas: list[Delta], finish: FinishReason | None) -> CompletionChoice:
+    text = "".join(delta.content for delta in deltas)
+    return CompletionChoice(index=index, text=text, finish_reason=finish)
+
+
+def _text_piece(index: int, delta: Delta) -> CompletionChoice | None:
+    if not (delta.content or delta.finish_reason):
+        return None
+    return CompletionChoice(index=index, text=delta.content, finish_reason=delta.finish_reason)
