@@ -47,7 +47,7 @@ from cluster.grpc.gen.modelyard.v1.chat_pb2 import (
 from cluster.grpc.gen.modelyard.v1.completion_pb2 import Completion, CompletionRequest
 from cluster.grpc.gen.modelyard.v1.models_pb2 import GetModelRequest, ListModelsRequest, Model
 from cluster.grpc.status import error_from_status
-from cluster.grpc.stubs import InferenceStub, Metadata, inference_stub
+from cluster.grpc.stubs import InferenceStub, Metadata, UnaryCall, inference_stub
 
 T = TypeVar("T")
 
@@ -130,6 +130,14 @@ def _typed(err: grpc.aio.AioRpcError) -> ModelyardError:
     return error_from_status(err.code(), err.details(), trailers)
 
 
+async def _answer(call: UnaryCall[T]) -> T:
+    """A unary call's response; a failed call raises the typed error it stands for."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as err:
+        raise _typed(err) from err
+
+
 class ModelyardClient:
     """One channel to a modelyard gateway. Use as an async context manager, or `close()`."""
 
@@ -182,10 +190,8 @@ class ModelyardClient:
         self, request: ChatRequest, *, deadline_s: float | None = None
     ) -> ChatCompletion:
         """The whole chat completion at once."""
-        try:
-            return await self._stub.Chat(request, timeout=deadline_s, metadata=self._metadata)
-        except grpc.aio.AioRpcError as err:
-            raise _typed(err) from err
+        call = self._stub.Chat(request, timeout=deadline_s, metadata=self._metadata)
+        return await _answer(call)
 
     async def complete(
         self, request: CompletionRequest, *, deadline_s: float | None = None
@@ -198,27 +204,18 @@ class ModelyardClient:
     async def complete_unary(
         self, request: CompletionRequest, *, deadline_s: float | None = None
     ) -> Completion:
-        try:
-            return await self._stub.Complete(request, timeout=deadline_s, metadata=self._metadata)
-        except grpc.aio.AioRpcError as err:
-            raise _typed(err) from err
+        call = self._stub.Complete(request, timeout=deadline_s, metadata=self._metadata)
+        return await _answer(call)
 
     async def list_models(self, *, deadline_s: float | None = None) -> list[Model]:
-        try:
-            response = await self._stub.ListModels(
-                ListModelsRequest(), timeout=deadline_s, metadata=self._metadata
-            )
-        except grpc.aio.AioRpcError as err:
-            raise _typed(err) from err
-        return list(response.models)
+        request = ListModelsRequest()
+        call = self._stub.ListModels(request, timeout=deadline_s, metadata=self._metadata)
+        return list((await _answer(call)).models)
 
     async def get_model(self, model_id: str, *, deadline_s: float | None = None) -> Model:
-        try:
-            return await self._stub.GetModel(
-                GetModelRequest(id=model_id), timeout=deadline_s, metadata=self._metadata
-            )
-        except grpc.aio.AioRpcError as err:
-            raise _typed(err) from err
+        request = GetModelRequest(id=model_id)
+        call = self._stub.GetModel(request, timeout=deadline_s, metadata=self._metadata)
+        return await _answer(call)
 
     @staticmethod
     async def _stream(call: Any) -> AsyncIterator[Any]:

@@ -8,13 +8,14 @@ unset here (`HasField` is false), `finish_reason` null is `FINISH_REASON_UNSPECI
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
 from cluster.api.responses import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatDelta,
     ChatMessageOut,
     Completion,
-    CompletionChoice,
     CompletionChunk,
     CompletionUsage,
     ModelCard,
@@ -87,24 +88,45 @@ def _assistant(message: ChatMessageOut) -> chat_pb2.AssistantMessage:
     return out
 
 
-def chat_completion_to_proto(response: ChatCompletion) -> chat_pb2.ChatCompletion:
-    out = chat_pb2.ChatCompletion(
-        id=response.id,
-        created=response.created,
-        model=response.model,
-        choices=[
-            chat_pb2.ChatChoice(
-                index=choice.index,
-                message=_assistant(choice.message),
-                finish_reason=FINISH_REASONS[choice.finish_reason],
-            )
-            for choice in response.choices
-        ],
-        usage=usage_to_proto(response.usage),
-    )
-    if response.system_fingerprint is not None:
-        out.system_fingerprint = response.system_fingerprint
+class _Body(Protocol):
+    """What every response and chunk has besides its choices (read-only view)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def created(self) -> int: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def system_fingerprint(self) -> str | None: ...
+    @property
+    def usage(self) -> CompletionUsage | None: ...
+
+
+Out = TypeVar("Out", chat_pb2.ChatCompletion, chat_pb2.ChatChunk, completion_pb2.Completion)
+
+
+def _with_body(out: Out, body: _Body) -> Out:
+    """`out` (its choices already set) with `body`'s id, created, model, and the optional
+    fingerprint and usage set only when present."""
+    out.id, out.created, out.model = body.id, body.created, body.model
+    if body.system_fingerprint is not None:
+        out.system_fingerprint = body.system_fingerprint
+    if body.usage is not None:
+        out.usage.CopyFrom(usage_to_proto(body.usage))
     return out
+
+
+def chat_completion_to_proto(response: ChatCompletion) -> chat_pb2.ChatCompletion:
+    choices = [
+        chat_pb2.ChatChoice(
+            index=choice.index,
+            message=_assistant(choice.message),
+            finish_reason=FINISH_REASONS[choice.finish_reason],
+        )
+        for choice in response.choices
+    ]
+    return _with_body(chat_pb2.ChatCompletion(choices=choices), response)
 
 
 def _delta(delta: ChatDelta) -> chat_pb2.ChatDelta:
@@ -127,48 +149,26 @@ def _delta(delta: ChatDelta) -> chat_pb2.ChatDelta:
 
 
 def chat_chunk_to_proto(chunk: ChatCompletionChunk) -> chat_pb2.ChatChunk:
-    out = chat_pb2.ChatChunk(
-        id=chunk.id,
-        created=chunk.created,
-        model=chunk.model,
-        choices=[
-            chat_pb2.ChatChunkChoice(
-                index=choice.index,
-                delta=_delta(choice.delta),
-                finish_reason=FINISH_REASONS[choice.finish_reason],
-            )
-            for choice in chunk.choices
-        ],
-    )
-    if chunk.system_fingerprint is not None:
-        out.system_fingerprint = chunk.system_fingerprint
-    if chunk.usage is not None:
-        out.usage.CopyFrom(usage_to_proto(chunk.usage))
-    return out
-
-
-def _completion_choices(choices: list[CompletionChoice]) -> list[completion_pb2.CompletionChoice]:
-    return [
-        completion_pb2.CompletionChoice(
-            index=choice.index, text=choice.text, finish_reason=FINISH_REASONS[choice.finish_reason]
+    choices = [
+        chat_pb2.ChatChunkChoice(
+            index=choice.index,
+            delta=_delta(choice.delta),
+            finish_reason=FINISH_REASONS[choice.finish_reason],
         )
-        for choice in choices
+        for choice in chunk.choices
     ]
+    return _with_body(chat_pb2.ChatChunk(choices=choices), chunk)
 
 
 def completion_to_proto(response: Completion | CompletionChunk) -> completion_pb2.Completion:
     """A whole completion, or one streamed event of one (the same proto message)."""
-    out = completion_pb2.Completion(
-        id=response.id,
-        created=response.created,
-        model=response.model,
-        choices=_completion_choices(response.choices),
-    )
-    if response.system_fingerprint is not None:
-        out.system_fingerprint = response.system_fingerprint
-    if response.usage is not None:
-        out.usage.CopyFrom(usage_to_proto(response.usage))
-    return out
+    choices = [
+        completion_pb2.CompletionChoice(
+            index=choice.index, text=choice.text, finish_reason=FINISH_REASONS[choice.finish_reason]
+        )
+        for choice in response.choices
+    ]
+    return _with_body(completion_pb2.Completion(choices=choices), response)
 
 
 def model_to_proto(card: ModelCard) -> models_pb2.Model:
