@@ -43,6 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cluster.kv_events import KVEventDecodeError, decode_kv_frames
 from cluster.placement import ReplicaLoad, Router, RouteRequest
+from cluster.simserve.metrics import KV_USAGE, RUNNING, WAITING
 
 PromptBlocks = Callable[[str, bytes], tuple[list[int], int]]
 PROXY_TIMEOUT_S = 900.0
@@ -76,16 +77,15 @@ class FrontStats:
 
 def gauges_from_metrics(text: str) -> tuple[int, int, float]:
     """(running, waiting, kv usage) from a vLLM-style /metrics exposition."""
-    values = {"vllm:num_requests_running": 0.0, "vllm:num_requests_waiting": 0.0}
+    values = {RUNNING: 0.0, WAITING: 0.0}
     usage = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name in values:
                 values[sample.name] += sample.value
-            elif sample.name == "vllm:kv_cache_usage_perc":
+            elif sample.name == KV_USAGE:
                 usage = max(usage, sample.value)
-    running = round(values["vllm:num_requests_running"])
-    return running, round(values["vllm:num_requests_waiting"]), usage
+    return round(values[RUNNING]), round(values[WAITING]), usage
 
 
 class PlacementFront:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cluster.bench.front import PlacementFront
+from cluster.http.app import COMPLETION_PATHS
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -55,9 +56,8 @@ def build_front_app(front: PlacementFront) -> FastAPI:
         media = out_headers.pop("content-type", None)
         return StreamingResponse(stream, status_code=status, headers=out_headers, media_type=media)
 
-    for prefix in ("/v1", "/api/v1"):
-        for name in ("completions", "chat/completions"):
-            app.add_api_route(f"{prefix}/{name}", proxy, methods=["POST"])
+    for path in COMPLETION_PATHS:
+        app.add_api_route(path, proxy, methods=["POST"])
 
     async def health() -> Response:
         healthy = [rid for rid, load in front.loads.items() if load.healthy]

@@ -253,21 +253,14 @@ async def _front(args: argparse.Namespace, replicas: list[FrontReplica]) -> None
     from cluster.bench.front_app import build_front_app
     from cluster.bench.policies import placement_settings
     from cluster.placement import Router
-    from cluster.simserve.server import KEEP_ALIVE_S
+    from cluster.simserve.server import server_config
 
     router = Router(placement_settings(args.block_tokens, args.seed))
     front = PlacementFront(
         replicas, router, sim_prompt_blocks(args.block_tokens), sim_speedup=args.sim_speedup
     )
-    config = uvicorn.Config(
-        build_front_app(front),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        timeout_keep_alive=KEEP_ALIVE_S,
-    )
+    app = build_front_app(front)
+    config = server_config(app, host=args.host, port=args.port, log_level=args.log_level)
     print(
         f"modelyard sim front: placement over {len(replicas)} replicas on "
         f"http://{args.host}:{args.port}",

@@ -47,6 +47,10 @@ from cluster.service import GatewayService, ModelBackend
 from cluster.telemetry import GatewayMetrics, RequestObserver, build_tracer_provider, tracer_from
 
 API_PREFIXES = ("/v1", "/api/v1")
+#: The generating routes (what routers place and proxy), under every prefix.
+COMPLETION_PATHS = tuple(
+    f"{prefix}/{name}" for prefix in API_PREFIXES for name in ("completions", "chat/completions")
+)
 ENGINE_HEADER = "x-modelyard-engine"
 HEALTH_TIMEOUT_S = 10.0
 

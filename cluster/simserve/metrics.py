@@ -12,7 +12,8 @@ Third-party routers and autoscalers scrape a vLLM server's `/metrics` for these 
     vllm:prefix_cache_hits_total      counter  of those, tokens found cached
 
 Every sample carries `model_name` (the served model's public id) and `engine="0"`, the
-labels vLLM's `PrometheusStatLogger` puts on them.
+labels vLLM's `PrometheusStatLogger` puts on them. The gauge names are constants here for
+the readers of these pages too (the benchmark front, `cluster.bench.front`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from prometheus_client.registry import Collector
 from cluster.engine import EngineStats
 
 LABELS = ("model_name", "engine")
+RUNNING = "vllm:num_requests_running"
+WAITING = "vllm:num_requests_waiting"
+KV_USAGE = "vllm:kv_cache_usage_perc"
 
 
 class EngineStatsCollector(Collector):
@@ -35,34 +39,27 @@ class EngineStatsCollector(Collector):
         self._stats = stats
         self._labels = [model_name, "0"]
 
-    def _gauge(self, name: str, doc: str, value: float) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(name, doc, labels=LABELS)
-        family.add_metric(self._labels, value)
-        return family
-
-    def _counter(self, name: str, doc: str, value: float) -> CounterMetricFamily:
-        family = CounterMetricFamily(name, doc, labels=LABELS)
-        family.add_metric(self._labels, value)
-        return family
-
     def collect(self) -> Iterator[Metric]:
         s = self._stats()
-        yield self._gauge(
-            "vllm:num_requests_running", "Number of requests in model execution batches.", s.running
-        )
-        yield self._gauge(
-            "vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.waiting
-        )
-        yield self._gauge(
-            "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", s.kv_usage
-        )
-        yield self._counter(
-            "vllm:prefix_cache_queries",
-            "Prefix cache queries, in terms of number of queried tokens.",
-            s.prefix_cache_queries,
-        )
-        yield self._counter(
-            "vllm:prefix_cache_hits",
-            "Prefix cache hits, in terms of number of cached tokens.",
-            s.prefix_cache_hits,
-        )
+        gauge, counter = GaugeMetricFamily, CounterMetricFamily
+        rows: list[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, float]] = [
+            (gauge, RUNNING, "Number of requests in model execution batches.", s.running),
+            (gauge, WAITING, "Number of requests waiting to be processed.", s.waiting),
+            (gauge, KV_USAGE, "KV-cache usage. 1 means 100 percent usage.", s.kv_usage),
+            (
+                counter,
+                "vllm:prefix_cache_queries",
+                "Prefix cache queries, in terms of number of queried tokens.",
+                s.prefix_cache_queries,
+            ),
+            (
+                counter,
+                "vllm:prefix_cache_hits",
+                "Prefix cache hits, in terms of number of cached tokens.",
+                s.prefix_cache_hits,
+            ),
+        ]
+        for kind, name, doc, value in rows:
+            family = kind(name, doc, labels=LABELS)
+            family.add_metric(self._labels, value)
+            yield family

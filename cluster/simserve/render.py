@@ -26,6 +26,8 @@ from starlette.responses import JSONResponse, Response
 
 from cluster.config.settings import ServedModel
 from cluster.errors import InvalidRequest, ModelyardError
+from cluster.http.app import COMPLETION_PATHS
+from cluster.http.errors import error_response
 
 PromptTokens = Callable[[str, bytes], list[list[int]]]
 
@@ -49,19 +51,15 @@ def add_render_routes(app: FastAPI, model: ServedModel, prompt_tokens: PromptTok
             if not isinstance(body, dict):
                 raise InvalidRequest("the body must be a JSON object")
             prompts = prompt_tokens(path, raw)
-        except ModelyardError as err:
-            kind = "invalid_request_error"
-            error = {"message": err.message, "type": kind, "param": err.param, "code": None}
-            return JSONResponse({"error": error}, status_code=400)
+        except ModelyardError as err:  # always a 400, whatever the parser's own status
+            return error_response(InvalidRequest(err.message, param=err.param))
         except (ValueError, KeyError, TypeError) as err:
             message = f"cannot render this request: {type(err).__name__}: {err}"
-            error = {"message": message, "type": "invalid_request_error", "param": None}
-            return JSONResponse({"error": {**error, "code": None}}, status_code=400)
+            return error_response(InvalidRequest(message))
         rendered = [_generate_request(model, ids, body) for ids in prompts]
         if path.endswith("/chat/completions"):
             return JSONResponse(rendered[0])
         return JSONResponse(rendered)
 
-    for prefix in ("/v1", "/api/v1"):
-        for name in ("completions", "chat/completions"):
-            app.add_api_route(f"{prefix}/{name}/render", render, methods=["POST"])
+    for path in COMPLETION_PATHS:
+        app.add_api_route(f"{path}/render", render, methods=["POST"])

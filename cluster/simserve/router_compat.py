@@ -29,6 +29,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cluster.http.app import COMPLETION_PATHS
+
 NO_EFFECT: dict[str, Any] = {
     "echo": False,
     "no_stop_trim": False,
@@ -40,11 +42,7 @@ NO_EFFECT: dict[str, Any] = {
     "stream_reasoning": True,
     "logprobs": False,
 }
-ROUTES = frozenset(
-    f"{prefix}/{name}"
-    for prefix in ("/v1", "/api/v1")
-    for name in ("completions", "chat/completions")
-)
+ROUTES = frozenset(COMPLETION_PATHS)
 
 
 def strip_no_effect_fields(body: dict[str, Any]) -> dict[str, Any]:

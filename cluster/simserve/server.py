@@ -28,6 +28,21 @@ READY_POLL_S = 0.05
 KEEP_ALIVE_S = 300
 
 
+def server_config(app: FastAPI, *, host: str, port: int, log_level: str) -> uvicorn.Config:
+    """uvicorn as every sim process runs it (a replica, the placement front): no access
+    log, app lifespan on, 5 s graceful shutdown, the long keep-alive above."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
+
+
 async def _announce(server: uvicorn.Server, url: str, on_ready: Callable[[str], None]) -> None:
     while not server.started:
         if server.should_exit:
@@ -51,17 +66,7 @@ async def serve(
     try:
         if publisher is not None:
             tasks.append(asyncio.create_task(publisher.pump(engine.kv_events())))
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-            timeout_keep_alive=KEEP_ALIVE_S,
-        )
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(server_config(app, host=host, port=port, log_level=log_level))
         if on_ready is not None:
             tasks.append(asyncio.create_task(_announce(server, f"http://{host}:{port}", on_ready)))
         await server.serve()
