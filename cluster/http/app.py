@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -36,6 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from cluster.api.schema import ChatCompletionRequest, CompletionRequest
 from cluster.api.validation import parse_chat_request, parse_completion_request
 from cluster.auth import Authenticator, OpenAccess, build_authenticator
 from cluster.config.settings import ClusterConfig, ServedModel
@@ -54,6 +56,7 @@ COMPLETION_PATHS = tuple(
 ENGINE_HEADER = "x-modelyard-engine"
 HEALTH_TIMEOUT_S = 10.0
 
+R = TypeVar("R", ChatCompletionRequest, CompletionRequest)
 HealthProbe = Callable[[], Awaitable[dict[str, bool]]]
 EngineMetrics = Callable[[], Awaitable[str]]
 
@@ -110,21 +113,27 @@ def create_app(
         label = service.engine_label(model)
         return {} if label is None else {ENGINE_HEADER: label}
 
-    async def chat_completions(request: Request) -> Response:
+    async def generate(
+        request: Request,
+        parse: Callable[[bytes], R],
+        whole: Callable[[R], Awaitable[BaseModel]],
+        streamed: Callable[[R], AsyncGenerator[BaseModel, None]],
+    ) -> Response:
+        """Authenticate, read and validate the body, answer whole or as an event stream."""
         await auth.authenticate(request.headers.get("authorization"))
-        parsed = parse_chat_request(await read_body(request, max_bytes))
+        parsed = parse(await read_body(request, max_bytes))
         headers = engine_headers(parsed.model)
         if parsed.stream:
-            return await _streamed(service.stream_chat(parsed), headers)
-        return _json(await service.chat(parsed), headers)
+            return await _streamed(streamed(parsed), headers)
+        return _json(await whole(parsed), headers)
+
+    async def chat_completions(request: Request) -> Response:
+        return await generate(request, parse_chat_request, service.chat, service.stream_chat)
 
     async def completions(request: Request) -> Response:
-        await auth.authenticate(request.headers.get("authorization"))
-        parsed = parse_completion_request(await read_body(request, max_bytes))
-        headers = engine_headers(parsed.model)
-        if parsed.stream:
-            return await _streamed(service.stream_complete(parsed), headers)
-        return _json(await service.complete(parsed), headers)
+        return await generate(
+            request, parse_completion_request, service.complete, service.stream_complete
+        )
 
     async def list_models(request: Request) -> Response:
         await auth.authenticate(request.headers.get("authorization"))
