@@ -61,6 +61,17 @@ class ChatMessageOut(_Strict):
     tool_calls: list[ToolCallOut] | None = Field(default=None, exclude_if=_omit_none)
 
 
+class _Body(_Strict):
+    """The fields every completion body and chunk starts with, in this order; each
+    subclass fixes `object` and adds its `choices` and `usage`."""
+
+    id: str
+    object: str
+    created: int
+    model: str
+    system_fingerprint: str | None
+
+
 class ChatChoice(_Strict):
     index: int = Field(ge=0)
     message: ChatMessageOut
@@ -68,12 +79,8 @@ class ChatChoice(_Strict):
     logprobs: None = None
 
 
-class ChatCompletion(_Strict):
-    id: str
+class ChatCompletion(_Body):
     object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    system_fingerprint: str | None
     choices: list[ChatChoice]
     usage: CompletionUsage
 
@@ -106,12 +113,8 @@ class ChatChunkChoice(_Strict):
     logprobs: None = None
 
 
-class ChatCompletionChunk(_Strict):
-    id: str
+class ChatCompletionChunk(_Body):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
-    system_fingerprint: str | None
     choices: list[ChatChunkChoice]
     usage: CompletionUsage | None = Field(default=None, exclude_if=_omit_none)
 
@@ -123,24 +126,16 @@ class CompletionChoice(_Strict):
     logprobs: None = None
 
 
-class Completion(_Strict):
-    id: str
+class Completion(_Body):
     object: Literal["text_completion"] = "text_completion"
-    created: int
-    model: str
-    system_fingerprint: str | None
     choices: list[CompletionChoice]
     usage: CompletionUsage
 
 
-class CompletionChunk(_Strict):
+class CompletionChunk(_Body):
     """OpenAI streams text completions as objects of the same `text_completion` type."""
 
-    id: str
     object: Literal["text_completion"] = "text_completion"
-    created: int
-    model: str
-    system_fingerprint: str | None
     choices: list[CompletionChoice]
     usage: CompletionUsage | None = Field(default=None, exclude_if=_omit_none)
 
