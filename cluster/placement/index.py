@@ -122,13 +122,7 @@ class PrefixIndex:
             new = alive & mask
             if new != alive:
                 if n:
-                    dropped = alive & ~new
-                    while dropped:
-                        low = dropped & -dropped
-                        rid = ids[low.bit_length() - 1]
-                        if rid is not None:
-                            out[rid] = n
-                        dropped ^= low
+                    _record(alive & ~new, n, ids, out)
                 alive = new
                 if not alive:
                     return out
