@@ -57,15 +57,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_front(sub)
 
 
-def add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _server_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, port: int
+) -> argparse.ArgumentParser:
+    """A `sim` subcommand that serves HTTP, with its --port and --host."""
     p = sub.add_parser(
-        "serve",
-        help="one simulated replica as an OpenAI-compatible HTTP server",
+        name,
+        help=summary,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--port", type=int, default=8100, help="HTTP port (8100)")
+    p.add_argument("--port", type=int, default=port, help=f"HTTP port ({port})")
     p.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
+    return p
+
+
+def add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    summary = "one simulated replica as an OpenAI-compatible HTTP server"
+    p = _server_parser(sub, "serve", summary, 8100)
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"catalog id or alias ({DEFAULT_MODEL})")
     p.add_argument("--replica-id", default=None, help="replica id in KV events (sim-<port>)")
     p.add_argument("--gpu", default="h100", choices=["h100", "h200", "a100"])
@@ -167,14 +176,8 @@ async def _serve(args: argparse.Namespace, model: ServedModel) -> None:
 
 
 def add_front(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "front",
-        help="modelyard's placement router as an HTTP front over sim serve replicas",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--port", type=int, default=8200, help="HTTP port (8200)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
+    summary = "modelyard's placement router as an HTTP front over sim serve replicas"
+    p = _server_parser(sub, "front", summary, 8200)
     p.add_argument(
         "--replica",
         action="append",
