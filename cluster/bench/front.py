@@ -18,8 +18,9 @@ Per request (POST /v1/completions or /v1/chat/completions, and /api/v1/...):
 `backlog_j` (prompt tokens routed to j and not yet answered, cached tokens excluded) is
 the front's own account, exact at decision time; running, waiting and KV usage are polled
 from each replica's vLLM-style /metrics every `poll_s`. The prefix index is fed exactly by
-each replica's KV events (ZMQ, vLLM frames, the front's SUB socket connects to the
-replica's PUB) and provisionally by the routing decisions. `now` is simulated time:
+each replica's KV events (ZMQ, vLLM frames, through `cluster.kv_events.EventFeed`: a SUB
+socket per replica connects to the replica's PUB) and provisionally by the routing
+decisions. `now` is simulated time:
 wall seconds since start times the replicas' clock speedup, so the index's TTLs mean the
 same as in the in-process replay.
 
@@ -37,11 +38,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
-import zmq
-import zmq.asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster.kv_events import KVEventDecodeError, decode_kv_frames
+from cluster.engine import KVEventBatch
+from cluster.kv_events.feed import EventFeed
 from cluster.placement import ReplicaLoad, Router, RouteRequest
 from cluster.simserve.metrics import KV_USAGE, RUNNING, WAITING
 
@@ -69,8 +69,6 @@ class _Load:
 @dataclass(slots=True)
 class FrontStats:
     decisions_ns: list[int] = field(default_factory=list)
-    kv_batches: int = 0
-    kv_decode_errors: int = 0
     unparsed: int = 0
     retries: int = 0
 
@@ -113,7 +111,7 @@ class PlacementFront:
         self.stats = FrontStats()
         self._origin = time.monotonic()
         self._client: httpx.AsyncClient | None = None
-        self._ctx: zmq.asyncio.Context | None = None
+        self._feed = EventFeed(self._on_kv_events, topic=topic, hwm=100_000)
         self._tasks: list[asyncio.Task[None]] = []
 
     def now(self) -> float:
@@ -126,10 +124,7 @@ class PlacementFront:
             timeout=httpx.Timeout(PROXY_TIMEOUT_S, connect=120.0),
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
         )
-        self._ctx = zmq.asyncio.Context()
-        for replica in self.replicas:
-            if replica.kv_events is not None:
-                self._tasks.append(asyncio.create_task(self._events(replica)))
+        self._feed.sync({r.replica_id: r.kv_events for r in self.replicas if r.kv_events})
         self._tasks.append(asyncio.create_task(self._poll()))
 
     async def stop(self) -> None:
@@ -141,29 +136,10 @@ class PlacementFront:
         self._tasks.clear()
         if self._client is not None:
             await self._client.aclose()
-        if self._ctx is not None:
-            self._ctx.destroy(linger=0)
+        await self._feed.close()
 
-    async def _events(self, replica: FrontReplica) -> None:
-        assert self._ctx is not None and replica.kv_events is not None
-        socket = self._ctx.socket(zmq.SUB)
-        socket.setsockopt(zmq.LINGER, 0)
-        socket.setsockopt(zmq.RCVHWM, 100_000)
-        socket.setsockopt(zmq.SUBSCRIBE, self.topic.encode("utf-8"))
-        socket.connect(replica.kv_events)
-        try:
-            while True:
-                frames = await socket.recv_multipart()
-                try:
-                    batch = decode_kv_frames(frames, replica_id=replica.replica_id)
-                except KVEventDecodeError:
-                    self.stats.kv_decode_errors += 1
-                    continue
-                if batch is not None:
-                    self.stats.kv_batches += 1
-                    self.router.on_kv_events(batch, self.now())
-        finally:
-            socket.close(linger=0)
+    def _on_kv_events(self, batch: KVEventBatch) -> None:
+        self.router.on_kv_events(batch, self.now())
 
     async def _poll(self) -> None:
         assert self._client is not None
@@ -272,8 +248,8 @@ class PlacementFront:
             "decisions": len(ns),
             "decision_p50_us": pct(0.5),
             "decision_p99_us": pct(0.99),
-            "kv_batches": self.stats.kv_batches,
-            "kv_decode_errors": self.stats.kv_decode_errors,
+            "kv_batches": sum(s.batches for s in self._feed.stats.values()),
+            "kv_decode_errors": sum(s.decode_errors for s in self._feed.stats.values()),
             "unparsed": self.stats.unparsed,
             "retries": self.stats.retries,
         }
