@@ -86,6 +86,15 @@ def kv_frames(batch: KVEventBatch, topic: str = DEFAULT_TOPIC) -> list[bytes]:
     return [topic.encode("utf-8"), batch.seq.to_bytes(8, "big", signed=True), kv_payload(batch)]
 
 
+def bind_tcp(socket: zmq.asyncio.Socket, host: str, port: int) -> str:
+    """Bind `socket` on `host`:`port` (0: a port the OS picks); its `tcp://` endpoint."""
+    if port == 0:
+        port = socket.bind_to_random_port(f"tcp://{host}")
+    else:
+        socket.bind(f"tcp://{host}:{port}")
+    return f"tcp://{host}:{port}"
+
+
 class KVEventPublisher:
     """A ZMQ PUB socket on loopback that sends `KVEventBatch`es as vLLM frames."""
 
@@ -111,12 +120,7 @@ class KVEventPublisher:
             self.endpoint = connect
         else:
             assert bind_port is not None
-            if bind_port == 0:
-                port = self._socket.bind_to_random_port(f"tcp://{host}")
-            else:
-                self._socket.bind(f"tcp://{host}:{bind_port}")
-                port = bind_port
-            self.endpoint = f"tcp://{host}:{port}"
+            self.endpoint = bind_tcp(self._socket, host, bind_port)
         self._closed = False
 
     async def send(self, batch: KVEventBatch) -> None:

@@ -19,6 +19,7 @@ import zmq.asyncio
 
 from cluster.engine import KVEventBatch
 from cluster.kv_events.decode import KVEventDecodeError, decode_kv_frames
+from cluster.kv_events.publisher import bind_tcp
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,7 @@ class KVEventSubscriber:
         self._socket.setsockopt(zmq.RCVHWM, hwm)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
-        if port == 0:
-            bound = self._socket.bind_to_random_port(f"tcp://{host}")
-        else:
-            self._socket.bind(f"tcp://{host}:{port}")
-            bound = port
-        self.endpoint = f"tcp://{host}:{bound}"
+        self.endpoint = bind_tcp(self._socket, host, port)
         self.decode_errors = 0
         self.received = 0
         self._closed = False
