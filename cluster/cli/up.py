@@ -1,5 +1,5 @@
-"""`modelyard up [--config FILE] [--port N] [--grpc-port N]`: start Ray, Serve and every
-model; stop cleanly on Ctrl-C.
+"""`modelyard up [--config FILE] [--port N] [--grpc-port N] [--ingress direct|proxy]`: start
+Ray, Serve and every model; stop cleanly on Ctrl-C.
 
 Exit codes: 0 after Ctrl-C / SIGTERM (everything started was stopped), 1 if the cluster
 failed to start, 2 if the configuration is invalid.
@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from cluster.config.loader import default_config_path, load_config
-from cluster.config.settings import ServedModel
+from pydantic import ValidationError
+
+from cluster.config.loader import default_config_path, field_path, load_config
+from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ConfigError, ModelyardError
 
 
@@ -34,7 +36,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="cluster file (default: the packaged local.yaml: SmolLM2 on vLLM CPU + the "
         "simulated catalog)",
     )
-    parser.add_argument("--port", type=_port, default=None, help="override gateway.port")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="override gateway.port (where clients send HTTP: the gateway replica with "
+        "gateway.ingress direct, Serve's proxy with proxy)",
+    )
+    parser.add_argument(
+        "--ingress",
+        choices=["direct", "proxy"],
+        default=None,
+        help="override gateway.ingress: direct (no Serve proxy hop, the default) or proxy",
+    )
     parser.add_argument(
         "--grpc-port", type=_port, default=None, help="override gateway.grpc_port (gRPC API)"
     )
@@ -64,15 +78,25 @@ def _prepare_models(served: list[ServedModel]) -> None:
         _say(f"model {result.model_id}: {state} ({result.path}, {result.seconds:.1f}s)")
 
 
+def _with_gateway(config: ClusterConfig, update: dict[str, object]) -> ClusterConfig:
+    """The config with `gateway` fields replaced, validated again (ports may now clash)."""
+    data = config.model_dump()
+    data["gateway"] = {**data["gateway"], **update}
+    try:
+        return ClusterConfig.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"command-line overrides: {problems}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     try:
         config = load_config(path)
-        overrides = {"port": args.port, "grpc_port": args.grpc_port}
+        overrides = {"port": args.port, "grpc_port": args.grpc_port, "ingress": args.ingress}
         update = {key: value for key, value in overrides.items() if value is not None}
         if update:
-            gateway = config.gateway.model_copy(update=update)
-            config = config.model_copy(update={"gateway": gateway})
+            config = _with_gateway(config, update)
         from cluster.cli.local_cluster import LocalCluster
         from cluster.placement_plan import plan_for
 
@@ -112,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             from cluster.cli.summary import render_summary
 
             _say("")
+            for line in cluster.ingress_lines():
+                _say(line)
             _say(render_summary(plans, cluster.ready_after, base_url=cluster.base_url))
             while not stop.wait(0.5):
                 pass

@@ -5,6 +5,11 @@ live cluster's Ray + Serve, waits until it is RUNNING, yields, and deletes it. T
 cluster has 8 logical CPUs and its own app takes 5 (four models + gateway), so an app
 here may take 3: one gateway and two model replicas (`reserve_gpus: false`).
 
+Such an app is reached through Ray Serve's proxy (`apps_url`), which routes every
+application by its prefix. With `gateway.ingress: direct` the shared app's gateway replica
+listens on the shared `base_url` itself and serves only its own app; the modules here
+override `base_url` with `apps_url`.
+
 `wait_for(predicate, timeout_s)` polls with a deadline; `router_snapshot(base, app)` reads
 the app's gateway router state from `GET /<app>/debug/routing` (the config turns it on).
 """
@@ -18,12 +23,18 @@ from typing import Any, TypeVar
 
 import requests
 
+from cluster.cli.local_cluster import LocalCluster
 from cluster.config import parse_config
 from cluster.config.settings import ClusterConfig
 from tests.integration.live import HTTP_TIMEOUT_S
 
 DEPLOY_TIMEOUT_S = 90.0
 T = TypeVar("T")
+
+
+def apps_url(cluster: LocalCluster) -> str:
+    """Base URL that reaches an app deployed here by its route prefix: Serve's proxy."""
+    return cluster.proxy_url
 
 
 def app_config(models: list[dict[str, Any]], **placement: Any) -> ClusterConfig:

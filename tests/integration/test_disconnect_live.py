@@ -1,9 +1,11 @@
 """A client that hangs up mid-stream frees its engine slot on the replica.
 
-Client closes the socket -> Serve proxy -> gateway stream closed -> `HandleBackend` cancels
+Client closes the socket -> the gateway replica's own HTTP server (`gateway.ingress:
+direct`; Serve's proxy with `proxy`) -> gateway stream closed -> `HandleBackend` cancels
 the handle call -> `ModelReplica.generate` is cancelled -> `engine.abort`. A second small
 app with a deliberately slow simulator (0.01x real time: the answer would take well over
-ten seconds) is deployed beside the shared one, under its own route prefix.
+ten seconds) is deployed beside the shared one, under its own route prefix (and, with
+direct ingress, on its own port: `LocalCluster.app_base`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from cluster.cli.local_cluster import LocalCluster
 from cluster.config import load_builtin_catalog, parse_config
 from cluster.config.settings import ClusterConfig
 from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL
@@ -40,7 +43,7 @@ def _wait_running(app_name: str, timeout_s: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def slow_app(base_url: str) -> Iterator[tuple[str, Any]]:
+def slow_app(live_cluster: LocalCluster) -> Iterator[tuple[str, Any]]:
     from ray import serve
 
     from deployments.app import build_app
@@ -60,7 +63,8 @@ def slow_app(base_url: str) -> Iterator[tuple[str, Any]]:
     try:
         _wait_running(APP, DEPLOY_TIMEOUT_S)
         handle = serve.get_deployment_handle(model.deployment_name, app_name=APP)
-        yield f"{base_url}/{APP}/api/v1", handle
+        base = live_cluster.app_base(APP, f"/{APP}")
+        yield f"{base}/{APP}/api/v1", handle
     finally:
         serve.delete(APP)
 

@@ -23,9 +23,11 @@ from typing import Any
 import pytest
 import requests
 
+from cluster.cli.local_cluster import LocalCluster
 from tests.integration.live import HTTP_TIMEOUT_S, QWEN
 from tests.integration.routing_apps import (
     app_config,
+    apps_url,
     deployed_app,
     router_snapshot,
     subscribed,
@@ -36,6 +38,12 @@ pytestmark = pytest.mark.integration
 
 APP = "failover"
 ERROR_WITHIN_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def base_url(live_cluster: LocalCluster) -> str:
+    """This module's app is reached through Serve's proxy (`routing_apps.apps_url`)."""
+    return apps_url(live_cluster)
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,14 @@ import pytest
 import requests
 
 from cluster.api.messages import UserMessage
+from cluster.cli.local_cluster import LocalCluster
 from cluster.config import load_builtin_catalog
 from cluster.engine import EngineChunk, EngineRequest
 from deployments.routing.introspect import snapshot_blocking
 from tests.integration.live import HTTP_TIMEOUT_S, QWEN
 from tests.integration.routing_apps import (
     app_config,
+    apps_url,
     deployed_app,
     router_snapshot,
     subscribed,
@@ -41,6 +43,12 @@ APP = "routing"
 CONFIG = app_config([{"id": QWEN, "replicas": 2, "reserve_gpus": False, "sim": {"speedup": 200.0}}])
 #: ZMQ subscriptions take effect a moment after `connect` (nothing is replayed).
 SUBSCRIBE_SETTLE_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def base_url(live_cluster: LocalCluster) -> str:
+    """This module's app is reached through Serve's proxy (`routing_apps.apps_url`)."""
+    return apps_url(live_cluster)
 
 
 @pytest.fixture(scope="module")
