@@ -48,6 +48,7 @@ from typing import Any
 
 from cluster.api.messages import FunctionDefinition
 from cluster.engine.types import ToolCallDelta
+from cluster.parsing.tags import held_tail, strip_leading
 
 OPEN_TAG = "<tool_calls>"
 CLOSE_TAG = "</tool_calls>"
@@ -68,14 +69,6 @@ class ToolCallSplit:
 
     content: str = ""
     calls: tuple[ToolCallDelta, ...] = ()
-
-
-def _held_tail(text: str, tag: str) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of `tag`."""
-    for k in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:k]):
-            return k
-    return 0
 
 
 def _as_call(value: object) -> tuple[str, str] | None:
@@ -121,7 +114,7 @@ class MiniMaxToolParser:
                 continue
             start = buf.find(OPEN_TAG)
             if start < 0:
-                keep = _held_tail(buf, OPEN_TAG)
+                keep = held_tail(buf, (OPEN_TAG,))
                 cut = len(buf) - keep
                 while cut > 0 and buf[cut - 1].isspace():  # may touch a tag still to come
                     cut -= 1
@@ -189,11 +182,7 @@ class MiniMaxToolParser:
         self._break = True
 
     def _emit(self, text: str) -> None:
-        if self._strip_leading:
-            text = text.lstrip()
-            if not text:
-                return
-            self._strip_leading = False
+        text, self._strip_leading = strip_leading(text, self._strip_leading)
         if not text:
             return
         if self._break and self._last and self._last != "\n":

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cluster.parsing.tags import held_tail, strip_leading
+
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
 
@@ -31,17 +33,6 @@ class ReasoningSplit:
 
     def __bool__(self) -> bool:
         return bool(self.reasoning or self.content)
-
-
-def _held_tail(text: str, tags: tuple[str, ...]) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of one of `tags`."""
-    longest = 0
-    for tag in tags:
-        for k in range(min(len(tag) - 1, len(text)), longest, -1):
-            if text.endswith(tag[:k]):
-                longest = k
-                break
-    return longest
 
 
 class ThinkTagParser:
@@ -70,7 +61,7 @@ class ThinkTagParser:
                 self._inside = False
             # a stray closing tag outside a block is dropped without changing state
             self._strip_leading = True
-        keep = _held_tail(buf, (CLOSE_TAG,) if self._inside else (OPEN_TAG, CLOSE_TAG))
+        keep = held_tail(buf, (CLOSE_TAG,) if self._inside else (OPEN_TAG, CLOSE_TAG))
         self._emit(buf[: len(buf) - keep])
         self._held = buf[len(buf) - keep :]
         return self._take()
@@ -82,11 +73,7 @@ class ThinkTagParser:
         return self._take()
 
     def _emit(self, text: str) -> None:
-        if self._strip_leading:
-            text = text.lstrip()
-            if not text:
-                return
-            self._strip_leading = False
+        text, self._strip_leading = strip_leading(text, self._strip_leading)
         if text:
             (self._reasoning if self._inside else self._content).append(text)
 
