@@ -28,8 +28,17 @@ every listed endpoint and drops the rest; batches are applied with
 `Router.on_kv_events` on this same loop (sequence gaps → the replica's exact entries are
 demoted to provisional, `cluster.placement.sync`). Every router reads the same events,
 so every gateway replica holds the same exact index; only the provisional entries (each
-router's own recent decisions) differ. Models without prefix caching (MiniMax-M1) and
-vLLM models (hashes not exact here) are not subscribed.
+router's own recent decisions) differ. Simulated and vLLM replicas are both subscribed:
+for vLLM the router renders prompts with the model's own tokenizer
+(`deployments.routing.vllm_tokens`, loaded on a background thread; proxy hashes until
+then, or for good where it cannot load). Models without prefix caching (MiniMax-M1) are
+not subscribed.
+
+Block size of vLLM models: vLLM picks it per platform and model, and every replica
+reports its engine's value (`block_size` in its routing stats). When the replicas agree
+on a value other than the index's, the router adopts it: a new placement `Router` (the
+index keyed at the old size could never match the engine's events) and hashers of that
+size sharing the loaded tokenizer. This happens once, when the first replica reports.
 
 Hook exceptions are logged and swallowed: a routing bookkeeping bug must not fail the
 request Serve is sending.
@@ -51,9 +60,10 @@ from cluster.engine import EngineRequest, KVEventBatch
 from cluster.errors import ModelyardError
 from cluster.kv_events.feed import EventFeed
 from cluster.placement import Decision, Router, RouteRequest
-from deployments.routing.config import RouterKwargs
+from deployments.routing.config import RouterKwargs, adopted_block_size
 from deployments.routing.loads import LoadBook
 from deployments.routing.prompts import PromptHasher, build_hasher
+from deployments.routing.vllm_tokens import RendererLoader
 
 logger = logging.getLogger("ray.serve")
 
@@ -73,9 +83,10 @@ class PlacementRequestRouter(RequestRouter):
         config = RouterKwargs.model_validate(kwargs)
         self.config = config
         self.placement = Router(config.settings)
-        self.hasher: PromptHasher = build_hasher(
-            config.hashing, block_tokens=config.block_tokens, prefix_caching=config.prefix_caching
-        )
+        self.renderer: RendererLoader | None = None
+        if config.hashing == "vllm" and config.served is not None:
+            self.renderer = RendererLoader(config.served)
+        self.hasher: PromptHasher = self._hasher()
         self.loads = LoadBook()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.feed: EventFeed | None = None
@@ -85,6 +96,25 @@ class PlacementRequestRouter(RequestRouter):
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max(1, config.record_decisions))
         self._routes: OrderedDict[str, tuple[RouteRequest, list[Decision]]] = OrderedDict()
         self._names: dict[ReplicaID, str] = {}
+
+    def _hasher(self) -> PromptHasher:
+        config = self.config
+        kind = config.hashing if config.hashing != "vllm" or self.renderer else "proxy"
+        return build_hasher(
+            kind,
+            block_tokens=config.block_tokens,
+            prefix_caching=config.prefix_caching,
+            loader=self.renderer,
+        )
+
+    def _adopt_block_size(self, replicas: list[RunningReplica]) -> None:
+        """Index and hash in the block size the engines report (vLLM decides it)."""
+        size = adopted_block_size(self.config, [r.routing_stats for r in replicas])
+        if size is None:
+            return
+        self.config = self.config.with_block_tokens(size)
+        self.placement = Router(self.config.settings)
+        self.hasher = self._hasher()
 
     # ---- Serve's routing call ---------------------------------------------------------
 
@@ -203,6 +233,7 @@ class PlacementRequestRouter(RequestRouter):
     def update_replicas(self, replicas: list[RunningReplica]) -> None:
         super().update_replicas(replicas)
         self._bind_loop()
+        self._adopt_block_size(replicas)
         current = {r.replica_id for r in replicas}
         for gone in [rid for rid in self._names if rid not in current]:
             self._forget(self._names.pop(gone))
@@ -264,6 +295,11 @@ class PlacementRequestRouter(RequestRouter):
             "model": self.config.model_id,
             "hashing": self.config.hashing,
             "exact_hashes": self.hasher.exact,
+            "tokenizer": (
+                {"state": self.renderer.state, "error": self.renderer.error}
+                if self.renderer is not None
+                else None
+            ),
             "prefix_caching": self.config.prefix_caching,
             "kv_events": self.config.kv_events,
             "block_tokens": self.config.block_tokens,

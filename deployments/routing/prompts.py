@@ -9,14 +9,20 @@ the request, so it tokenises the prompt itself. How exact that is depends on the
   adapter's name, the same key the prefix index uses when it re-hashes a `stored` KV event
   from its token ids (`cluster.placement.events`), so a request's hashes equal the hashes
   its prefix was indexed under: matches are exact.
-- `vllm` (`ProxyPromptHasher`, provisional only): the real token ids come from the
-  model's tokenizer and chat template inside vLLM's serving layer, which the gateway does
-  not load. The router hashes the simulator's tokenisation of the same text instead: two
-  requests that share a message prefix share these hashes, so affinity works through the
-  provisional entries each routing decision inserts (they expire after
-  `placement.index.provisional_ttl_s`), but no KV event can confirm them — their hashes
-  live in the real token space. Routers therefore do not subscribe to vLLM replicas'
-  events (see `deployments.request_router`).
+- `vllm` (`deployments.routing.vllm_tokens.VLLMPromptHasher`, exact): the prompt token
+  ids vLLM's serving layer produces, rendered router-side with vLLM's own chat-template
+  and tokenizer functions on the model's own tokenizer (`deployments.routing.vllm_render`),
+  full blocks of the engine's block size, the same extra keys. Routers subscribe to these
+  replicas' KV events, so vLLM replicas are indexed exactly too. Until the tokenizer has
+  loaded (a background thread, seconds), where it cannot load, and for a request it
+  cannot render, the hasher falls back to `proxy`.
+- `proxy` (`ProxyPromptHasher`, provisional only): the simulator's tokenisation of the
+  same text, a stand-in where the engine's tokenizer is not available (and the kind of
+  vLLM models without prefix caching, whose hashes are never used). Two requests that
+  share a message prefix share these hashes, so affinity works through the provisional
+  entries each routing decision inserts (they expire after
+  `placement.index.provisional_ttl_s`), but no KV event can confirm them: their hashes
+  live in another token space.
 
 A request with a `cache_salt` adds `salt:<salt>` to the extra keys. KV events do not
 carry the salt, so such requests match only their own provisional entries (never another
@@ -25,20 +31,24 @@ salt's or an unsalted cache), which is what the engine will do too.
 Models without prefix caching (MiniMax-M1) get no hashes (`prefix_caching=False`): they
 are placed by load alone; their prompt length still counts as queued work.
 
-Cost: one regex pass and one memoised hash per token piece, then one blake2b per block
-(about 0.5 us per token here), paid only for the part of a prompt after its longest
-previously seen run of messages (`deployments.routing.tokens`).
+Cost (sim, proxy): one regex pass and one memoised hash per token piece, then one blake2b
+per block (about 0.5 us per token here), paid only for the part of a prompt after its
+longest previously seen run of messages (`deployments.routing.tokens`). vllm: see
+`deployments.routing.vllm_tokens`.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from cluster.engine import EngineRequest
 from cluster.placement import RouteRequest
 from deployments.routing.tokens import PromptBlocks
 
-HashingKind = Literal["sim", "proxy"]
+if TYPE_CHECKING:
+    from deployments.routing.vllm_tokens import RendererLoader
+
+HashingKind = Literal["sim", "proxy", "vllm"]
 
 
 class PromptHasher(Protocol):
@@ -97,7 +107,21 @@ class ProxyPromptHasher(_TokenisingHasher):
     exact = False
 
 
-def build_hasher(kind: HashingKind, *, block_tokens: int, prefix_caching: bool) -> PromptHasher:
+def build_hasher(
+    kind: HashingKind,
+    *,
+    block_tokens: int,
+    prefix_caching: bool,
+    loader: RendererLoader | None = None,
+) -> PromptHasher:
+    """The hasher of `kind`; `vllm` needs the `loader` of the model's renderer (shared by
+    the hashers a router builds, e.g. when it learns the engine's block size)."""
     if kind == "sim":
         return SimPromptHasher(block_tokens=block_tokens, prefix_caching=prefix_caching)
+    if kind == "vllm":
+        if loader is None:
+            raise ValueError("hashing 'vllm' needs the model's renderer loader")
+        from deployments.routing.vllm_tokens import VLLMPromptHasher
+
+        return VLLMPromptHasher(loader, block_tokens=block_tokens, prefix_caching=prefix_caching)
     return ProxyPromptHasher(block_tokens=block_tokens, prefix_caching=prefix_caching)

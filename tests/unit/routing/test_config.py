@@ -27,8 +27,8 @@ from tests.unit.routing.replicas import AWQ, CATALOG, MINIMAX, QWEN, served
         (QWEN, "sim", "sim", True, True),
         (AWQ, "sim", "sim", True, True),
         (MINIMAX, "sim", "sim", False, False),  # no prefix caching: placed by load alone
-        (QWEN, "vllm", "proxy", False, True),  # hashes not exact: provisional only
-        (MINIMAX, "vllm", "proxy", False, False),
+        (QWEN, "vllm", "vllm", True, True),  # vLLM's own tokenizer router-side: exact
+        (MINIMAX, "vllm", "proxy", False, False),  # no prefix caching: no hashes, no events
     ],
 )
 def test_router_kwargs_per_model(
