@@ -17,12 +17,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 
 from cluster.engine import Usage
 from cluster.errors import ModelyardError
+
+if TYPE_CHECKING:
+    from cluster.grpc.client import ChatChunk, Completion
 
 Api = Literal["completions", "chat"]
 ERROR_BODY_CHARS = 300
@@ -168,12 +171,8 @@ class GrpcTarget:
                         for c in chunk.choices
                     ):
                         out.first_token = time.monotonic()
-                    if chunk.HasField("usage"):
-                        out.usage = Usage(
-                            prompt_tokens=chunk.usage.prompt_tokens,
-                            completion_tokens=chunk.usage.completion_tokens,
-                            cached_tokens=chunk.usage.cached_tokens,
-                        )
+                    if (usage := _usage_of(chunk)) is not None:
+                        out.usage = usage
             else:
                 completion = CompletionRequest(
                     model=self.model, prompt=[prompt], max_tokens=max_tokens, temperature=0
@@ -181,12 +180,8 @@ class GrpcTarget:
                 async for event in self._client.complete(completion, deadline_s=self.timeout_s):
                     if out.first_token is None and any(c.text for c in event.choices):
                         out.first_token = time.monotonic()
-                    if event.HasField("usage"):
-                        out.usage = Usage(
-                            prompt_tokens=event.usage.prompt_tokens,
-                            completion_tokens=event.usage.completion_tokens,
-                            cached_tokens=event.usage.cached_tokens,
-                        )
+                    if (usage := _usage_of(event)) is not None:
+                        out.usage = usage
         except ModelyardError as err:
             out.error = f"{type(err).__name__}: {err.message}"
         finally:
@@ -197,6 +192,18 @@ class GrpcTarget:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _usage_of(message: ChatChunk | Completion) -> Usage | None:
+    """A streamed gRPC message's usage (set on the last one only), or None."""
+    if not message.HasField("usage"):
+        return None
+    usage = message.usage
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+    )
 
 
 def make_target(
