@@ -8,7 +8,7 @@ unset here (`HasField` is false), `finish_reason` null is `FINISH_REASON_UNSPECI
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from cluster.api.responses import (
     ChatCompletion,
@@ -88,21 +88,7 @@ def _assistant(message: ChatMessageOut) -> chat_pb2.AssistantMessage:
     return out
 
 
-class _Body(Protocol):
-    """What every response and chunk has besides its choices (read-only view)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def created(self) -> int: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def system_fingerprint(self) -> str | None: ...
-    @property
-    def usage(self) -> CompletionUsage | None: ...
-
-
+_Body = ChatCompletion | ChatCompletionChunk | Completion | CompletionChunk
 Out = TypeVar("Out", chat_pb2.ChatCompletion, chat_pb2.ChatChunk, completion_pb2.Completion)
 
 
