@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Protocol, TypedDict, TypeVar
+from typing import TypedDict, TypeVar
 
 from cluster.api.responses import (
     ChatChoice,
@@ -53,8 +53,9 @@ from cluster.service.streams import merge_choices
 from cluster.telemetry.observer import Observation, RequestObserver
 
 AnyRequest = ChatCompletionRequest | CompletionRequest
-B = TypeVar("B", covariant=True)
-C = TypeVar("C")
+#: A response or chunk class, and the choice type it holds.
+B = TypeVar("B", ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk)
+C = TypeVar("C", ChatChoice, ChatChunkChoice, CompletionChoice)
 
 
 class Header(TypedDict):
@@ -64,22 +65,6 @@ class Header(TypedDict):
     created: int
     model: str
     system_fingerprint: str | None
-
-
-class _Body(Protocol[B, C]):
-    """A response or chunk class (`ChatCompletion`, `CompletionChunk`, ...): the header
-    fields, the choices, the usage."""
-
-    def __call__(
-        self,
-        *,
-        id: str,
-        created: int,
-        model: str,
-        system_fingerprint: str | None,
-        choices: list[C],
-        usage: CompletionUsage | None,
-    ) -> B: ...
 
 
 def engine_label(model: ServedModel) -> str:
@@ -182,7 +167,7 @@ class GatewayService:
     async def _respond(
         self,
         request: AnyRequest,
-        body: _Body[B, C],
+        body: type[B],
         choice: Callable[[int, list[Delta], FinishReason | None], C],
     ) -> B:
         """The whole response: every choice's deltas collected, then `choice` of each."""
@@ -208,7 +193,7 @@ class GatewayService:
     async def _stream(
         self,
         request: AnyRequest,
-        body: _Body[B, C],
+        body: type[B],
         piece: Callable[[int, Delta], C | None],
     ) -> AsyncGenerator[B, None]:
         """One chunk per delta `piece` keeps, then the usage-only chunk if asked for."""
