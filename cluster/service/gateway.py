@@ -3,7 +3,9 @@
 A request runs: observe (metrics + span) → resolve the model name → check `max_tokens`
 against the context window (the engine checks the prompt, which only it can tokenise) →
 fan `n` out into EngineRequests → merge the choice streams → per-choice deltas (reasoning
-split, tool calls) → the OpenAI response, or its chunks.
+split, tool calls) → the OpenAI response, or its chunks. Chat and completions run that one
+path (`_respond`, `_stream`); they differ only in the body class and in how one choice is
+assembled (`_chat_choice`, `_text_choice`) or streamed (`_chat_piece`, `_text_piece`).
 
 Streaming methods are async generators that do all of that lazily: an error the engine
 raises before its first chunk surfaces on the first `anext()`, before a front door has
