@@ -136,10 +136,8 @@ class GatewaySettings(_Strict):
                 f"{ports[0]}-{ports[-1]}, past 65535; lower gateway.port"
             )
         if self.grpc_port is not None and self.grpc_port in ports:
-            raise ValueError(
-                f"grpc_port {self.grpc_port} is also an HTTP port of the gateway "
-                f"({ports[0]}-{ports[-1]})"
-            )
+            span = str(ports[0]) if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
+            raise ValueError(f"grpc_port {self.grpc_port} is also the gateway's HTTP port ({span})")
         return self
 
 

@@ -2,6 +2,7 @@
 
     python -m deployments.routing.overhead_bench [--requests 2000] [--warmup 100]
         [--prompt-words 150] [--max-tokens 4] [--seed 0] [--no-kv-events]
+        [--ingress both|direct|proxy] [--variant LABEL:RAY_KEY=VALUE[,...]]...
         [--out results.json]
 
 The engine is the simulator with `speedup` 1e6: its simulated prefill and decode take
@@ -14,45 +15,53 @@ same code (`cluster.http.build_gateway_app` over a `SimEngine`), started fresh, 
 - `front`      client → `modelyard sim front` (our placement `Router` as a Python HTTP
                proxy, KV events subscribed) → two such replicas: the setup the router
                comparison in docs/BENCHMARKS.md (ANCHORS) measured other routers in.
-- `serve`      client → Ray Serve proxy → gateway replica (HTTP app) → DeploymentHandle
-               with `PlacementRequestRouter` → model replica (engine): the cluster's
-               real path, two model replicas.
+- `serve`      `gateway.ingress: proxy`: client → Ray Serve proxy → gateway replica (HTTP
+               app) → DeploymentHandle with `PlacementRequestRouter` → model replica
+               (engine), two model replicas.
 - `serve-p2c`  the same app with Serve's default PowerOfTwoChoices router instead of
                ours: `serve` - `serve-p2c` is what our router costs inside Serve.
+- `serve-direct`, `serve-direct-p2c`  the same two apps with `gateway.ingress: direct`
+               (Serve's throughput-optimised mode: the client connects to the gateway
+               replica itself, handle calls go over gRPC): the default of `modelyard up`.
+- `serve-direct+LABEL`  one more direct session per `--variant`, with extra Serve
+               environment variables (a knob experiment), our router only.
 
-Requests are sequential (one in flight: latency, not queueing), one per path per round,
-paths in a seeded shuffled order each round so drift hits all alike. Each request is a
-chat of ~`prompt-words` * 4 tokens sharing a system prompt (so routers hash real
-prefixes) with `max_tokens` tokens out. Reported per path: latency p50/p90/p99, and the
-added latency over `direct` as the difference of percentiles and as percentiles of the
-per-round paired difference. Our router's own decision time inside Serve (tokenise, hash,
-rank) comes from its `/debug/routing` snapshot, as wall time (which includes waiting for
-the GIL behind the gateway's other threads) and as the routing thread's CPU time.
+Each Serve mode is a Ray instance of its own, started by `overhead_serve` in its own
+process through `modelyard up`'s start path (`LocalCluster`). Requests are sequential
+(one in flight: latency, not queueing), one per path per round, paths in a seeded
+shuffled order each round so drift hits all alike. Each request is a chat of
+~`prompt-words` * 4 tokens sharing a system prompt (so routers hash real prefixes) with
+`max_tokens` tokens out. Reported per path: latency p50/p90/p99, and the added latency
+over `direct` as the difference of percentiles and as percentiles of the per-round paired
+difference; the host's load average before and after. Our router's own decision time
+inside Serve (tokenise, hash, rank) comes from each session's `/debug/routing` snapshot,
+as wall time (which includes waiting for the GIL behind the gateway's other threads) and
+as the routing thread's CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from cluster.bench.processes import ManagedProcess, free_port, wait_http_ok
-from cluster.config import parse_config
-from cluster.config.settings import ClusterConfig
+from deployments.routing.overhead_serve import MODEL, SPEEDUP
 
-MODEL = "qwen/qwen3-coder-flash"
-SPEEDUP = 1e6
 START_TIMEOUT_S = 120.0
-PATHS = ("direct", "front", "serve", "serve-p2c")
+SESSION_START_S = 300.0
+CHAT = "/v1/chat/completions"
 
 
 def _cli() -> list[str]:
@@ -80,72 +89,65 @@ def start_front(stack: ExitStack, logs: Path, replicas: list[tuple[str, str]]) -
     return url
 
 
-def serve_config(port: int, *, kv_events: bool = True) -> ClusterConfig:
-    return parse_config(
-        {
-            "gateway": {"host": "127.0.0.1", "port": port},
-            "ray": {"num_cpus": 8},
-            "placement": {"debug_endpoint": True, "kv_events": kv_events},
-            "models": [
-                {
-                    "id": MODEL,
-                    "replicas": 2,
-                    "reserve_gpus": False,
-                    "sim": {"speedup": SPEEDUP},
-                }
-            ],
-        },
-        source="overhead bench",
+@dataclass(frozen=True)
+class Session:
+    """One Ray Serve session (`overhead_serve`): its ingress mode, extra environment, and
+    the path name each of its applications is measured under."""
+
+    name: str
+    ingress: str
+    paths: dict[str, str]  # app ("placement", "p2c") -> path name
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def sessions_for(ingress: str, variants: list[tuple[str, dict[str, str]]]) -> list[Session]:
+    """`--ingress both|proxy|direct` and each `--variant LABEL:K=V,...` as sessions."""
+    out = []
+    if ingress in ("both", "proxy"):
+        out.append(Session("proxy", "proxy", {"placement": "serve", "p2c": "serve-p2c"}))
+    if ingress in ("both", "direct"):
+        direct = {"placement": "serve-direct", "p2c": "serve-direct-p2c"}
+        out.append(Session("direct", "direct", direct))
+    for label, env in variants:
+        out.append(Session(label, "direct", {"placement": f"serve-direct+{label}"}, env))
+    names = [session.name for session in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"session names must differ: {names}")
+    return out
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """`LABEL:KEY=VALUE[,KEY=VALUE]` -> (LABEL, {KEY: VALUE})."""
+    label, sep, pairs = text.partition(":")
+    env = dict(pair.split("=", 1) for pair in pairs.split(",") if "=" in pair)
+    if not sep or not label.replace("-", "").isalnum() or label in ("proxy", "direct"):
+        raise argparse.ArgumentTypeError(f"{text!r}: LABEL (letters, digits, '-') first")
+    if not env or not all(key.startswith("RAY_") for key in env):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LABEL:RAY_KEY=VALUE[,...]")
+    return label, env
+
+
+def start_session(
+    stack: ExitStack, logs: Path, session: Session, *, kv_events: bool
+) -> dict[str, str]:
+    """Start one session's process; return path name -> chat completions URL."""
+    ready = logs / f"serve-{session.name}.json"
+    argv = [sys.executable, "-m", "deployments.routing.overhead_serve"]
+    argv += ["--ingress", session.ingress, "--ready-file", str(ready)]
+    argv += [] if "p2c" in session.paths else ["--no-p2c"]
+    argv += [] if kv_events else ["--no-kv-events"]
+    proc = stack.enter_context(
+        ManagedProcess(argv, logs / f"serve-{session.name}.log", env=session.env)
     )
-
-
-def p2c_app(config: ClusterConfig) -> Any:
-    """The same application, its model deployment on Serve's default request router."""
-    from ray import serve
-
-    from deployments.app import plan_models
-    from deployments.gateway import bind_gateway
-    from deployments.model_deployment import ModelReplica
-    from deployments.placement import replica_options
-
-    handles = {}
-    for model, plan in plan_models(config):
-        options = replica_options(model, plan, config.placement)
-        del options["request_router_config"]
-        handles[model.id] = serve.deployment(**options)(ModelReplica).bind(model, plan, False)
-    return bind_gateway(config, handles)
-
-
-@contextmanager
-def serve_apps(*, kv_events: bool = True) -> Iterator[str]:
-    """Ray + Serve on 127.0.0.1 with apps `placement` and `p2c`; yields the base URL."""
-    import ray
-    from ray import serve
-
-    from deployments.app import build_app
-
-    ray.init(
-        address="local",
-        _node_ip_address="127.0.0.1",
-        num_cpus=8,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
-        config = serve_config(free_port(), kv_events=kv_events)  # after Ray took its ports
-        serve.start(http_options={"host": "127.0.0.1", "port": config.gateway.port})
-        serve.run_many(
-            [
-                serve.RunTarget(target=build_app(config), name="placement", route_prefix="/rt"),
-                serve.RunTarget(target=p2c_app(config), name="p2c", route_prefix="/p2c"),
-            ],
-            wait_for_applications_running=True,
-        )
-        yield f"http://127.0.0.1:{config.gateway.port}"
-    finally:
-        serve.shutdown()  # type: ignore[no-untyped-call]
-        ray.shutdown()
+    deadline = time.monotonic() + SESSION_START_S
+    while not ready.exists():
+        if not proc.running():
+            raise RuntimeError(f"session {session.name} exited early:\n{proc.tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"session {session.name}: not ready in {SESSION_START_S:.0f}s")
+        time.sleep(0.5)
+    bases: dict[str, str] = json.loads(ready.read_text("utf-8"))
+    return {path: bases[app] + "/v1/chat/completions" for app, path in session.paths.items()}
 
 
 def body(i: int, words: int, max_tokens: int) -> dict[str, Any]:
@@ -235,14 +237,15 @@ def summarise(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 
 def table(summary: dict[str, dict[str, float]]) -> str:
+    width = max(10, *(len(name) for name in summary))
     head = (
-        f"{'path':<10} {'p50':>7} {'p90':>7} {'p99':>7} | added over direct: "
+        f"{'path':<{width}} {'p50':>7} {'p90':>7} {'p99':>7} | added over direct: "
         f"{'p50':>6} {'p99':>6} | paired diff: {'p50':>6} {'p99':>6}   (ms)"
     )
     lines = [head]
     for name, s in summary.items():
         lines.append(
-            f"{name:<10} {s['p50_ms']:7.2f} {s['p90_ms']:7.2f} {s['p99_ms']:7.2f} | "
+            f"{name:<{width}} {s['p50_ms']:7.2f} {s['p90_ms']:7.2f} {s['p99_ms']:7.2f} | "
             f"{'':>19}{s['added_p50_ms']:6.2f} {s['added_p99_ms']:6.2f} | "
             f"{'':>13}{s['paired_p50_ms']:6.2f} {s['paired_p99_ms']:6.2f}"
         )
@@ -258,18 +261,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     alone = decision_cost(make_body, args.requests)
     logs = Path(tempfile.mkdtemp(prefix="modelyard-overhead-"))
+    load_before = os.getloadavg()
     with ExitStack() as stack:
         say(f"starting 2 sim serve replicas and the sim front (logs in {logs}) ...")
         replicas = [start_replica(stack, logs, f"sim-{i}") for i in range(2)]
         front = start_front(stack, logs, replicas)
-        say("starting Ray Serve with the placement and p2c apps ...")
-        base = stack.enter_context(serve_apps(kv_events=not args.no_kv_events))
         urls = {
             "direct": replicas[0][0] + "/v1/chat/completions",
             "front": front + "/v1/chat/completions",
-            "serve": base + "/rt/v1/chat/completions",
-            "serve-p2c": base + "/p2c/v1/chat/completions",
         }
+        for session in sessions_for(args.ingress, args.variant):
+            say(f"starting Ray Serve session {session.name!r} (ingress {session.ingress}) ...")
+            urls.update(start_session(stack, logs, session, kv_events=not args.no_kv_events))
         say(f"measuring {args.requests} rounds x {len(urls)} paths ({args.warmup} warm-up) ...")
         samples = measure(
             urls,
@@ -279,25 +282,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             progress=say,
         )
-        debug = httpx.get(base + "/rt/debug/routing", timeout=30.0).json()[MODEL]
+        decisions = {
+            path: httpx.get(url.removesuffix(CHAT) + "/debug/routing", timeout=30.0).json()[MODEL]
+            for path, url in urls.items()
+            if path.startswith("serve") and "p2c" not in path
+        }
         first = httpx.post(urls["direct"], json=body(0, args.prompt_words, 1), timeout=30.0)
+    load_after = os.getloadavg()
     summary = summarise(samples)
     result = {
         "requests": args.requests,
         "prompt_tokens": first.json()["usage"]["prompt_tokens"],
         "max_tokens": args.max_tokens,
+        "load_average_1m": {"before": load_before[0], "after": load_after[0]},
+        "variants": {label: env for label, env in args.variant},
         "paths": summary,
-        "router_decision_us": debug["decision_us"],
-        "router_decision_cpu_us": debug["decision_cpu_us"],
+        "router_decision_us": {path: d["decision_us"] for path, d in decisions.items()},
+        "router_decision_cpu_us": {path: d["decision_cpu_us"] for path, d in decisions.items()},
         "router_decision_alone_cpu_us": alone,
     }
-    say(table(summary))
-    d, c = debug["decision_us"], debug["decision_cpu_us"]
     say(
-        f"PlacementRequestRouter.choose_replicas inside Serve, {d['count']} decisions "
-        f"({result['prompt_tokens']}-token prompts): wall p50 {d['p50']:.0f} us, "
-        f"p99 {d['p99']:.0f} us; CPU p50 {c['p50']:.0f} us, p99 {c['p99']:.0f} us"
+        f"{args.requests} rounds, {result['prompt_tokens']}-token prompts, max_tokens "
+        f"{args.max_tokens}; load average (1 min) {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after"
     )
+    for label, env in args.variant:
+        say(f"variant {label}: ingress direct + {env}")
+    say(table(summary))
+    for path, d in decisions.items():
+        wall, cpu = d["decision_us"], d["decision_cpu_us"]
+        say(
+            f"PlacementRequestRouter.choose_replicas in {path}, {wall['count']} decisions: "
+            f"wall p50 {wall['p50']:.0f} us, p99 {wall['p99']:.0f} us; "
+            f"CPU p50 {cpu['p50']:.0f} us, p99 {cpu['p99']:.0f} us"
+        )
     say(
         f"the same work alone in one thread (hash + rank, 2 replicas): CPU p50 "
         f"{alone['p50']:.0f} us, p99 {alone['p99']:.0f} us"
@@ -315,10 +333,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-kv-events",
         action="store_true",
-        help="placement.kv_events: false in the `serve` app (what KV events cost)",
+        help="placement.kv_events: false in the apps on our router (what KV events cost)",
+    )
+    parser.add_argument(
+        "--ingress",
+        choices=["both", "direct", "proxy"],
+        default="both",
+        help="which Serve sessions to measure beside direct and front (both)",
+    )
+    parser.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        metavar="LABEL:KEY=VALUE[,KEY=VALUE]",
+        help="one more direct-ingress session with these Serve variables, measured as "
+        "serve-direct+LABEL (our router only); repeatable",
     )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
+    try:
+        sessions_for(args.ingress, args.variant)
+    except ValueError as err:
+        parser.error(str(err))
     result = run(args)
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
