@@ -125,6 +125,11 @@ class VLLMPromptHasher:
     def exact(self) -> bool:
         return self.loader.renderer is not None
 
+    @property
+    def reused_runs(self) -> int:
+        """Prompts that resumed from a cached leading run of pieces (`vllm_segments`)."""
+        return self._segments.hits if self._segments is not None else 0
+
     def route_request(self, request: EngineRequest) -> RouteRequest:
         renderer = self.loader.renderer
         if renderer is None:

@@ -1,0 +1,321 @@
+"""Exact prefix affinity for vLLM: the router's hashes of a request equal the hashes the
+prefix index builds from the engine's own `stored` KV events after it served that request.
+
+Real vLLM (CPU) on the tiny model, with a chat template that renders tools (so a tools
+request's prompt differs from the same request without them) and refuses two messages
+of the same role in a row (a template feature the router's renderer meets as an error:
+that request falls back to provisional hashes). One engine for the module. Assertions
+are on counts and hashes, never on generated text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from cluster.api.messages import AssistantMessage, SystemMessage, Tool, UserMessage
+from cluster.config.settings import PlacementConfig, ServedModel
+from cluster.engine import EngineChunk, EngineRequest
+from cluster.placement import PlacementSettings, Router
+from cluster.placement.hashing import block_hashes
+from deployments.engines.vllm import VLLMEngine
+from deployments.routing.prompts import ProxyPromptHasher, build_hasher
+from deployments.routing.vllm_tokens import RendererLoader, VLLMPromptHasher
+from tests.contract.engine_contract import shared_prefix
+from tests.vllm.conftest import ADAPTER, MODEL_ID, TinyArtifacts, tiny_served
+
+pytestmark = [pytest.mark.vllm, pytest.mark.asyncio(loop_scope="session")]
+
+TIMEOUT_S = 60.0
+REPLICA = "exact-0"
+TEMPLATE = (
+    "{% for message in messages %}{% if loop.index0 > 0 and message['role'] == "
+    "messages[loop.index0 - 1]['role'] %}{{ raise_exception('roles must alternate') }}"
+    "{% endif %}{% endfor %}"
+    "{% if tools %}<|im_start|>system\n<tools>{% for tool in tools %}{{ tool | tojson }}"
+    "{% endfor %}</tools><|im_end|>\n{% endif %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] or '' }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+WEATHER = Tool.model_validate(
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather in a city, with the unit of temperature",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def exact_model(
+    tiny_artifacts: TinyArtifacts, tmp_path_factory: pytest.TempPathFactory
+) -> ServedModel:
+    path: Path = tmp_path_factory.mktemp("template") / "chat_template.jinja"
+    path.write_text(TEMPLATE, "utf-8")
+    base = tiny_served(tiny_artifacts)
+    vllm = base.spec.vllm.model_copy(update={"chat_template": str(path)})
+    return ServedModel(spec=base.spec.model_copy(update={"vllm": vllm}), deployment=base.deployment)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def engine(exact_model: ServedModel) -> AsyncIterator[VLLMEngine]:
+    started = VLLMEngine(exact_model, replica_id=REPLICA)
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.shutdown()
+
+
+@pytest.fixture(scope="module")
+def loader(exact_model: ServedModel) -> RendererLoader:
+    loaded = RendererLoader(exact_model, background=False)
+    assert loaded.renderer is not None, loaded.error
+    return loaded
+
+
+@pytest.fixture
+def block(engine: VLLMEngine) -> int:
+    return engine.stats().block_size
+
+
+@pytest.fixture
+def hasher(loader: RendererLoader, block: int) -> VLLMPromptHasher:
+    return VLLMPromptHasher(loader, block_tokens=block, prefix_caching=True)
+
+
+def chat(*messages: Any, **fields: Any) -> EngineRequest:
+    return EngineRequest(
+        request_id="x-" + uuid.uuid4().hex,
+        model=MODEL_ID,
+        messages=list(messages),
+        max_tokens=2,
+        **fields,
+    )
+
+
+def system(text: str) -> SystemMessage:
+    return SystemMessage(role="system", content=text)
+
+
+def user(text: str) -> UserMessage:
+    return UserMessage(role="user", content=text)
+
+
+class Indexed:
+    """A placement router fed by the engine's KV events while requests are served."""
+
+    def __init__(self, engine: VLLMEngine, hasher: VLLMPromptHasher) -> None:
+        self.engine = engine
+        self.hasher = hasher
+        block = hasher.block_tokens
+        self.router = Router(PlacementSettings.model_validate({"index": {"block_tokens": block}}))
+
+    async def serve(self, *requests: EngineRequest) -> list[list[EngineChunk]]:
+        """Serve `requests` in turn; return once their blocks are indexed (events arrive
+        after the streams end) or after a bounded wait."""
+        events = self.engine.kv_events()
+        indexed = asyncio.Event()
+        served: list[EngineRequest] = []
+
+        def check() -> None:
+            if served and all(self.exact(r) > 0 for r in served):
+                indexed.set()
+
+        async def pump() -> None:
+            async for batch in events:
+                self.router.on_kv_events(batch, time.monotonic())
+                check()
+
+        task = asyncio.create_task(pump())
+        try:
+            out = []
+            for request in requests:
+                async with asyncio.timeout(TIMEOUT_S):
+                    out.append([c async for c in self.engine.generate(request)])
+            served.extend(requests)
+            check()
+            async with asyncio.timeout(10.0):
+                await indexed.wait()
+            return out
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await events.aclose()  # type: ignore[attr-defined]
+
+    def exact(self, request: EngineRequest) -> int:
+        hashes = self.hasher.route_request(request).block_hashes
+        found = self.router.index.match(hashes, time.monotonic()).get(REPLICA)
+        return found.exact_blocks if found is not None else 0
+
+
+@pytest.fixture
+def indexed(engine: VLLMEngine, hasher: VLLMPromptHasher) -> Indexed:
+    return Indexed(engine, hasher)
+
+
+def completion(text: str) -> EngineRequest:
+    return EngineRequest(
+        request_id="x-" + uuid.uuid4().hex, model=MODEL_ID, prompt=text, max_tokens=2
+    )
+
+
+CASES: dict[str, Callable[[], EngineRequest]] = {
+    "chat": lambda: chat(system(shared_prefix(400)), user("Say something.")),
+    "chat-tools": lambda: chat(
+        system(shared_prefix(300)), user("Weather in Paris?"), tools=[WEATHER], tool_choice="auto"
+    ),
+    "completion": lambda: completion(shared_prefix(400)),
+    "adapter": lambda: chat(system(shared_prefix(400)), user("Hello."), adapter=ADAPTER),
+    "conversation": lambda: chat(
+        system(shared_prefix(200)),
+        user("first question about the city"),
+        AssistantMessage(role="assistant", content="first answer " + shared_prefix(150)),
+        user("second question"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_hashes_equal_the_index_built_from_the_engines_events(
+    case: str, indexed: Indexed, hasher: VLLMPromptHasher, block: int
+) -> None:
+    request = CASES[case]()
+    route = hasher.route_request(request)
+    assert hasher.exact and hasher.fallbacks == 0
+    [chunks] = await indexed.serve(request)
+    usage = chunks[-1].usage
+    assert usage is not None
+    # The router counts the prompt vLLM tokenised: every full block of it is hashed ...
+    assert route.prompt_tokens == usage.prompt_tokens
+    assert len(route.block_hashes) == usage.prompt_tokens // block >= 2
+    assert route.block_hashes == block_hashes(
+        hasher.loader.renderer.prompt_ids(request),  # type: ignore[union-attr]
+        block,
+        [request.adapter] if request.adapter else [],
+    )
+    # ... and every one is held exactly by the replica that served it.
+    assert indexed.exact(request) == len(route.block_hashes)
+
+
+async def test_tools_are_part_of_the_prompt(hasher: VLLMPromptHasher) -> None:
+    request = CASES["chat-tools"]()
+    without = request.model_copy(update={"tools": None, "tool_choice": None})
+    with_tools, plain = hasher.route_request(request), hasher.route_request(without)
+    assert with_tools.prompt_tokens > plain.prompt_tokens + 20
+    assert not set(with_tools.block_hashes) & set(plain.block_hashes)
+
+
+async def test_a_conversations_next_turn_reuses_its_earlier_pieces(
+    hasher: VLLMPromptHasher, indexed: Indexed
+) -> None:
+    first = CASES["conversation"]()
+    assert hasher.loader.renderer is not None and hasher.loader.renderer.cuts is not None
+    await indexed.serve(first)
+    assert first.messages is not None
+    answer = AssistantMessage(role="assistant", content="second answer")
+    second = first.model_copy(
+        update={
+            "request_id": "x-" + uuid.uuid4().hex,
+            "messages": [*first.messages, answer, user("third question")],
+        }
+    )
+    reused = hasher.reused_runs
+    route = hasher.route_request(second)
+    assert hasher.reused_runs == reused + 1  # resumed after the first turn's pieces
+    ids = hasher.loader.renderer.prompt_ids(second)
+    assert route.prompt_tokens == len(ids)
+    assert route.block_hashes == block_hashes(ids, hasher.block_tokens)
+    # The blocks the first turn left in the engine's cache match the second turn exactly.
+    shared = indexed.exact(second)
+    assert shared == indexed.exact(first) == len(hasher.route_request(first).block_hashes)
+
+
+async def test_another_system_prompt_shares_no_exact_block(indexed: Indexed) -> None:
+    question = user("What is the weather?")
+    served = chat(system(shared_prefix(400)), question)
+    other = chat(system(shared_prefix(400)), question)
+    await indexed.serve(served)
+    assert indexed.exact(served) >= 2
+    assert indexed.exact(other) == 0
+    assert not set(indexed.hasher.route_request(served).block_hashes) & set(
+        indexed.hasher.route_request(other).block_hashes
+    )
+
+
+async def test_a_request_the_renderer_refuses_gets_provisional_hashes(
+    hasher: VLLMPromptHasher, block: int
+) -> None:
+    # Two user messages in a row: this template raises; routing must not.
+    refused = chat(system(shared_prefix(300)), user("one"), user("two"))
+    route = hasher.route_request(refused)
+    assert hasher.fallbacks == 1
+    proxy = ProxyPromptHasher(block_tokens=block, prefix_caching=True).route_request(refused)
+    assert (route.block_hashes, route.prompt_tokens) == (proxy.block_hashes, proxy.prompt_tokens)
+    assert len(route.block_hashes) >= 1
+
+
+async def test_no_tokenizer_here_means_provisional_hashes(exact_model: ServedModel) -> None:
+    vllm = exact_model.deployment.vllm
+    assert vllm is not None
+    missing = exact_model.model_copy(
+        update={
+            "deployment": exact_model.deployment.model_copy(
+                update={"vllm": vllm.model_copy(update={"model_path": "/nonexistent/model"})}
+            )
+        }
+    )
+    loader = RendererLoader(missing)
+    assert loader.wait(TIMEOUT_S) is False
+    assert loader.state == "failed" and loader.error
+    hasher = build_hasher("vllm", block_tokens=128, prefix_caching=True, loader=loader)
+    request = CASES["chat"]()
+    proxy = ProxyPromptHasher(block_tokens=128, prefix_caching=True).route_request(request)
+    assert hasher.exact is False
+    assert hasher.route_request(request).block_hashes == proxy.block_hashes
+
+
+async def test_the_serve_router_adopts_the_engines_block_size(
+    exact_model: ServedModel, hasher: VLLMPromptHasher, block: int
+) -> None:
+    from ray.serve._private.common import DeploymentHandleSource, DeploymentID
+
+    from deployments.request_router import PlacementRequestRouter
+    from deployments.routing.config import router_kwargs
+
+    router = PlacementRequestRouter(
+        deployment_id=DeploymentID(name="exact", app_name="test"),
+        handle_source=DeploymentHandleSource.UNKNOWN,
+    )
+    router.initialize_state(**router_kwargs(exact_model, PlacementConfig()).model_dump(mode="json"))
+    assert router.config.hashing == "vllm" and router.config.kv_events
+    assert router.renderer is not None and router.renderer.wait(TIMEOUT_S)
+    assert router.config.block_tokens != block
+    # What `update_replicas` reads from each RunningReplica: its routing stats.
+    router._adopt_block_size([SimpleNamespace(routing_stats={"block_size": block})])  # type: ignore[list-item]
+    assert router.config.block_tokens == router.placement.settings.index.block_tokens == block
+    request = CASES["chat"]()
+    assert router.hasher.exact
+    assert (
+        router.hasher.route_request(request).block_hashes
+        == hasher.route_request(request).block_hashes
+    )
+    snapshot = router.snapshot()
+    assert snapshot["tokenizer"] == {"state": "ready", "error": None}
+    assert (snapshot["hashing"], snapshot["block_tokens"]) == ("vllm", block)
