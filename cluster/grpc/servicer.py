@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
@@ -40,6 +41,7 @@ from cluster.grpc.responses import (
 )
 from cluster.grpc.status import public_error, status_of, trailers_of
 from cluster.service.gateway import GatewayService
+from cluster.service.streams import within_deadline
 
 _log = logging.getLogger(__name__)
 
@@ -100,20 +102,10 @@ async def _stream(
 ) -> AsyncIterator[Out]:
     """`source` converted item by item, each wait bounded by the deadline; `source` is
     closed however this ends (deadline, error, the caller going away)."""
-    try:
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    item = await anext(source)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise _expired() from None
+    bounded = within_deadline(source, deadline, _expired)
+    async with aclosing(bounded):
+        async for item in bounded:
             yield convert(item)
-    finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):

@@ -10,17 +10,22 @@
 - Every nested async generator is closed explicitly (`aclosing`): an abandoned one would
   otherwise hold its engine request until garbage collection.
 - `timeout_s` bounds the whole request: waiting past it raises `DeadlineExceeded`.
+
+`within_deadline` (one stream, each wait bounded by an absolute deadline, the stream closed
+however it ends) serves the single-choice path here and the gRPC servicer's streams.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
+from typing import Any, TypeVar
 
 from cluster.engine import EngineChunk
-from cluster.errors import DeadlineExceeded
+from cluster.errors import DeadlineExceeded, ModelyardError
 
+T = TypeVar("T")
 Indexed = tuple[int, EngineChunk]
 _Item = tuple[int, EngineChunk | Exception | None]
 
@@ -42,28 +47,38 @@ async def merge_choices(
             yield item
 
 
-async def _aclose(stream: AsyncIterator[EngineChunk]) -> None:
+async def _aclose(stream: AsyncIterator[Any]) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()
 
 
-async def _single(
-    stream: AsyncIterator[EngineChunk], timeout_s: float | None
-) -> AsyncGenerator[Indexed, None]:
-    deadline = _deadline(timeout_s)
+async def within_deadline(
+    stream: AsyncIterator[T], deadline: float | None, expired: Callable[[], ModelyardError]
+) -> AsyncGenerator[T, None]:
+    """`stream`'s items, each wait bounded by `deadline` (the running loop's clock; None:
+    unbounded); past it, `expired()` is raised. `stream` is closed however this ends."""
     try:
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
-                    chunk = await anext(stream)
+                    item = await anext(stream)
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise _expired(timeout_s) from None
-            yield 0, chunk
+                raise expired() from None
+            yield item
     finally:
         await _aclose(stream)
+
+
+async def _single(
+    stream: AsyncIterator[EngineChunk], timeout_s: float | None
+) -> AsyncGenerator[Indexed, None]:
+    bounded = within_deadline(stream, _deadline(timeout_s), lambda: _expired(timeout_s))
+    async with aclosing(bounded):
+        async for chunk in bounded:
+            yield 0, chunk
 
 
 async def _pump(
