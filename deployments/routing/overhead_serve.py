@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> None:
                 wait_for_applications_running=True,
             )
             urls[P2C_APP] = cluster.app_base(P2C_APP, prefix, timeout_s=START_TIMEOUT_S) + prefix
-        signal.signal(signal.SIGTERM, _interrupt)  # ray.init installed its own handler
+        for sig in (signal.SIGINT, signal.SIGTERM):  # ray.init installed its own handler
+            signal.signal(sig, _interrupt)
         partial = args.ready_file.with_suffix(".partial")
         partial.write_text(json.dumps(urls), "utf-8")
         partial.replace(args.ready_file)
