@@ -2,7 +2,7 @@
 
     python -m deployments.routing.overhead_bench [--requests 2000] [--warmup 100]
         [--prompt-words 150] [--max-tokens 4] [--seed 0] [--no-kv-events]
-        [--ingress both|direct|proxy] [--variant LABEL:RAY_KEY=VALUE[,...]]...
+        [--ingress both|direct|proxy] [--no-floor] [--variant LABEL:RAY_KEY=VALUE[,...]]...
         [--out results.json]
 
 The engine is the simulator with `speedup` 1e6: its simulated prefill and decode take
@@ -25,6 +25,10 @@ same code (`cluster.http.build_gateway_app` over a `SimEngine`), started fresh, 
                replica itself, handle calls go over gRPC): the default of `modelyard up`.
 - `serve-direct+LABEL`  one more direct session per `--variant`, with extra Serve
                environment variables (a knob experiment), our router only.
+- `floor-proxy`, `floor-direct` (+ `-hop`)  Serve's own floor in each session: a trivial
+               ingress deployment that echoes the request body, and the same passing it
+               through one handle call to a trivial second deployment: what Serve costs
+               with no application code (`--no-floor` leaves them out).
 
 Each Serve mode is a Ray instance of its own, started by `overhead_serve` in its own
 process through `modelyard up`'s start path (`LocalCluster`). Requests are sequential
@@ -89,25 +93,33 @@ def start_front(stack: ExitStack, logs: Path, replicas: list[tuple[str, str]]) -
     return url
 
 
+#: Where each application of a session is called: its base URL + this.
+ENDPOINTS = {"placement": CHAT, "p2c": CHAT, "floor": "/ingress", "floor-hop": "/hop"}
+
+
 @dataclass(frozen=True)
 class Session:
     """One Ray Serve session (`overhead_serve`): its ingress mode, extra environment, and
-    the path name each of its applications is measured under."""
+    the path name each endpoint (`ENDPOINTS`) of its applications is measured under."""
 
     name: str
     ingress: str
-    paths: dict[str, str]  # app ("placement", "p2c") -> path name
+    paths: dict[str, str]  # endpoint -> path name
     env: dict[str, str] = field(default_factory=dict)
 
 
-def sessions_for(ingress: str, variants: list[tuple[str, dict[str, str]]]) -> list[Session]:
+def sessions_for(
+    ingress: str, variants: list[tuple[str, dict[str, str]]], *, floor: bool = True
+) -> list[Session]:
     """`--ingress both|proxy|direct` and each `--variant LABEL:K=V,...` as sessions."""
     out = []
-    if ingress in ("both", "proxy"):
-        out.append(Session("proxy", "proxy", {"placement": "serve", "p2c": "serve-p2c"}))
-    if ingress in ("both", "direct"):
-        direct = {"placement": "serve-direct", "p2c": "serve-direct-p2c"}
-        out.append(Session("direct", "direct", direct))
+    for mode, serve in (("proxy", "serve"), ("direct", "serve-direct")):
+        if ingress not in ("both", mode):
+            continue
+        paths = {"placement": serve, "p2c": f"{serve}-p2c"}
+        if floor:
+            paths |= {"floor": f"floor-{mode}", "floor-hop": f"floor-{mode}-hop"}
+        out.append(Session(mode, mode, paths))
     for label, env in variants:
         out.append(Session(label, "direct", {"placement": f"serve-direct+{label}"}, env))
     names = [session.name for session in out]
@@ -135,6 +147,7 @@ def start_session(
     argv = [sys.executable, "-m", "deployments.routing.overhead_serve"]
     argv += ["--ingress", session.ingress, "--ready-file", str(ready)]
     argv += [] if "p2c" in session.paths else ["--no-p2c"]
+    argv += [] if "floor" in session.paths else ["--no-floor"]
     argv += [] if kv_events else ["--no-kv-events"]
     proc = stack.enter_context(
         ManagedProcess(argv, logs / f"serve-{session.name}.log", env=session.env)
@@ -147,7 +160,10 @@ def start_session(
             raise TimeoutError(f"session {session.name}: not ready in {SESSION_START_S:.0f}s")
         time.sleep(0.5)
     bases: dict[str, str] = json.loads(ready.read_text("utf-8"))
-    return {path: bases[app] + "/v1/chat/completions" for app, path in session.paths.items()}
+    return {
+        path: bases[endpoint.removesuffix("-hop")] + ENDPOINTS[endpoint]
+        for endpoint, path in session.paths.items()
+    }
 
 
 def body(i: int, words: int, max_tokens: int) -> dict[str, Any]:
@@ -270,7 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "direct": replicas[0][0] + "/v1/chat/completions",
             "front": front + "/v1/chat/completions",
         }
-        for session in sessions_for(args.ingress, args.variant):
+        for session in sessions_for(args.ingress, args.variant, floor=not args.no_floor):
             say(f"starting Ray Serve session {session.name!r} (ingress {session.ingress}) ...")
             urls.update(start_session(stack, logs, session, kv_events=not args.no_kv_events))
         say(f"measuring {args.requests} rounds x {len(urls)} paths ({args.warmup} warm-up) ...")
@@ -334,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-kv-events",
         action="store_true",
         help="placement.kv_events: false in the apps on our router (what KV events cost)",
+    )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="leave out Serve's floor (a trivial app, without and with one handle hop)",
     )
     parser.add_argument(
         "--ingress",

@@ -1,18 +1,21 @@
 """One Ray Serve session of the overhead benchmark, in a process of its own.
 
     python -m deployments.routing.overhead_serve --ingress direct|proxy --ready-file F
-        [--no-p2c] [--no-kv-events]
+        [--no-p2c] [--no-floor] [--no-kv-events]
 
 Serve's ingress mode is read from the environment when each Ray process starts, so each
 mode needs its own Ray instance; a process per session lets `overhead_bench` measure both
 modes side by side in one run. The session is `modelyard up`'s own start path
 (`cluster.cli.local_cluster.LocalCluster`) with one simulated model (2 replicas, `speedup`
 1e6: a zero-latency engine) behind our placement router under `/`, plus, unless
-`--no-p2c`, the same application on Serve's default PowerOfTwoChoices router under `/p2c`.
-Extra Serve variables for a knob experiment come from this process's environment (the
-raylet inherits it). Once ready it writes `{"placement": URL, "p2c": URL, "proxy": URL}`
-to the ready file (each URL is the application's base, prefix included) and serves until
-SIGINT or SIGTERM, then stops Serve and Ray.
+`--no-p2c`, the same application on Serve's default PowerOfTwoChoices router under `/p2c`,
+and unless `--no-floor`, Serve's floor under `/floor`: a trivial ingress deployment that
+echoes the request body (`POST /floor/ingress`) or first passes it through one handle
+call to a trivial second deployment (`POST /floor/hop`) — what Serve itself costs with no
+application code. Extra Serve variables for a knob experiment come from this process's
+environment (the raylet inherits it). Once ready it writes `{"placement": URL, "p2c": URL,
+"floor": URL, "proxy": URL}` to the ready file (each URL is the application's base, prefix
+included) and serves until SIGINT or SIGTERM, then stops Serve and Ray.
 """
 
 from __future__ import annotations
@@ -34,6 +37,39 @@ MODEL = "qwen/qwen3-coder-flash"
 SPEEDUP = 1e6
 START_TIMEOUT_S = 180.0
 P2C_APP = "p2c"
+FLOOR_APP = "floor"
+
+
+class FloorLeaf:
+    """Second deployment of the floor app: returns what it is given."""
+
+    async def __call__(self, body: bytes) -> bytes:
+        return body
+
+
+class FloorIngress:
+    """Ingress of the floor app: echoes the body, through `FloorLeaf` on `/hop`."""
+
+    def __init__(self, leaf: Any) -> None:
+        self._leaf = leaf
+
+    async def __call__(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        body: bytes = await request.body()
+        if request.url.path.endswith("/hop"):
+            body = await self._leaf.remote(body)
+        return Response(body, media_type="application/json")
+
+
+def floor_app() -> Any:
+    from ray import serve
+
+    leaf = serve.deployment(name="floor-leaf", ray_actor_options={"num_cpus": 0})(FloorLeaf)
+    ingress = serve.deployment(
+        name="floor-ingress", max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0}
+    )(FloorIngress)
+    return ingress.bind(leaf.bind())
 
 
 def serve_config(port: int, *, ingress: str, kv_events: bool = True) -> ClusterConfig:
@@ -85,13 +121,15 @@ def run(args: argparse.Namespace) -> None:
     with LocalCluster(config, progress=lambda line: print(line, flush=True)) as cluster:
         cluster.start(timeout_s=START_TIMEOUT_S)
         urls = {"placement": cluster.base_url, "proxy": cluster.proxy_url}
-        if not args.no_p2c:
-            prefix = f"/{P2C_APP}"
+        extra = {} if args.no_p2c else {P2C_APP: p2c_app(config)}
+        extra |= {} if args.no_floor else {FLOOR_APP: floor_app()}
+        for name, app in extra.items():
+            prefix = f"/{name}"
             serve.run_many(
-                [serve.RunTarget(target=p2c_app(config), name=P2C_APP, route_prefix=prefix)],
+                [serve.RunTarget(target=app, name=name, route_prefix=prefix)],
                 wait_for_applications_running=True,
             )
-            urls[P2C_APP] = cluster.app_base(P2C_APP, prefix, timeout_s=START_TIMEOUT_S) + prefix
+            urls[name] = cluster.app_base(name, prefix, timeout_s=START_TIMEOUT_S) + prefix
         for sig in (signal.SIGINT, signal.SIGTERM):  # ray.init installed its own handler
             signal.signal(sig, _interrupt)
         partial = args.ready_file.with_suffix(".partial")
@@ -106,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--ingress", choices=["direct", "proxy"], required=True)
     parser.add_argument("--ready-file", type=Path, required=True)
-    parser.add_argument("--no-p2c", action="store_true", help="only the placement app")
+    parser.add_argument("--no-p2c", action="store_true", help="no app on Serve's router")
+    parser.add_argument("--no-floor", action="store_true", help="no trivial floor app")
     parser.add_argument("--no-kv-events", action="store_true")
     args = parser.parse_args(argv)
     try:

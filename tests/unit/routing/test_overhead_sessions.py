@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from deployments.routing.overhead_bench import Session, parse_variant, sessions_for
+from deployments.routing.overhead_bench import ENDPOINTS, Session, parse_variant, sessions_for
 
 
 @pytest.mark.parametrize(
@@ -49,18 +49,29 @@ def test_parse_variant_rejects(text: str) -> None:
         parse_variant(text)
 
 
+PROXY_FLOOR = ["floor-proxy", "floor-proxy-hop"]
+DIRECT_FLOOR = ["floor-direct", "floor-direct-hop"]
+
+
 @pytest.mark.parametrize(
-    ("ingress", "paths"),
+    ("ingress", "floor", "paths"),
     [
-        ("both", ["serve", "serve-p2c", "serve-direct", "serve-direct-p2c"]),
-        ("proxy", ["serve", "serve-p2c"]),
-        ("direct", ["serve-direct", "serve-direct-p2c"]),
+        ("both", False, ["serve", "serve-p2c", "serve-direct", "serve-direct-p2c"]),
+        ("proxy", False, ["serve", "serve-p2c"]),
+        ("direct", False, ["serve-direct", "serve-direct-p2c"]),
+        ("proxy", True, ["serve", "serve-p2c", *PROXY_FLOOR]),
+        (
+            "both",
+            True,
+            ["serve", "serve-p2c", *PROXY_FLOOR, "serve-direct", "serve-direct-p2c", *DIRECT_FLOOR],
+        ),
     ],
 )
-def test_sessions_for_ingress(ingress: str, paths: list[str]) -> None:
-    sessions = sessions_for(ingress, [])
+def test_sessions_for_ingress(ingress: str, floor: bool, paths: list[str]) -> None:
+    sessions = sessions_for(ingress, [], floor=floor)
     assert [p for s in sessions for p in s.paths.values()] == paths
     assert all(s.env == {} for s in sessions)
+    assert all(endpoint in ENDPOINTS for s in sessions for endpoint in s.paths)
 
 
 def test_a_variant_is_one_more_direct_session_on_our_router() -> None:
