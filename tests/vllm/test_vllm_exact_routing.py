@@ -1,11 +1,13 @@
 """Exact prefix affinity for vLLM: the router's hashes of a request equal the hashes the
 prefix index builds from the engine's own `stored` KV events after it served that request.
 
-Real vLLM (CPU) on the tiny model, with a chat template that renders tools (so a tools
-request's prompt differs from the same request without them) and refuses two messages
-of the same role in a row (a template feature the router's renderer meets as an error:
-that request falls back to provisional hashes). One engine for the module. Assertions
-are on counts and hashes, never on generated text.
+Real vLLM (CPU) on the tiny model: the session's engine (`conftest.tiny_engine`, ChatML
+that ignores tools) serves the requests. A second renderer, of the same model under a
+chat template that renders tools and refuses two messages of one role in a row, checks
+that tools reach the prompt and that a request the renderer cannot render falls back to
+provisional hashes (`test_vllm_exact_routing_live.py` serves that template for real,
+through Ray Serve and the gateway's router). Assertions are on counts and hashes, never
+on generated text.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from cluster.api.messages import AssistantMessage, SystemMessage, Tool, UserMessage
 from cluster.config.settings import PlacementConfig, ServedModel
@@ -35,7 +36,6 @@ from tests.vllm.conftest import ADAPTER, MODEL_ID, TinyArtifacts, tiny_served
 pytestmark = [pytest.mark.vllm, pytest.mark.asyncio(loop_scope="session")]
 
 TIMEOUT_S = 60.0
-REPLICA = "exact-0"
 TEMPLATE = (
     "{% for message in messages %}{% if loop.index0 > 0 and message['role'] == "
     "messages[loop.index0 - 1]['role'] %}{{ raise_exception('roles must alternate') }}"
@@ -73,18 +73,21 @@ def exact_model(
     return ServedModel(spec=base.spec.model_copy(update={"vllm": vllm}), deployment=base.deployment)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def engine(exact_model: ServedModel) -> AsyncIterator[VLLMEngine]:
-    started = VLLMEngine(exact_model, replica_id=REPLICA)
-    await started.start()
-    try:
-        yield started
-    finally:
-        await started.shutdown()
+@pytest.fixture
+def engine(tiny_engine: VLLMEngine) -> VLLMEngine:
+    return tiny_engine
 
 
 @pytest.fixture(scope="module")
-def loader(exact_model: ServedModel) -> RendererLoader:
+def loader(tiny_model: ServedModel) -> RendererLoader:
+    """The served model's renderer, loaded the way a router loads it."""
+    loaded = RendererLoader(tiny_model, background=False)
+    assert loaded.renderer is not None, loaded.error
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def template_loader(exact_model: ServedModel) -> RendererLoader:
     loaded = RendererLoader(exact_model, background=False)
     assert loaded.renderer is not None, loaded.error
     return loaded
@@ -161,7 +164,7 @@ class Indexed:
 
     def exact(self, request: EngineRequest) -> int:
         hashes = self.hasher.route_request(request).block_hashes
-        found = self.router.index.match(hashes, time.monotonic()).get(REPLICA)
+        found = self.router.index.match(hashes, time.monotonic()).get(self.engine.replica_id)
         return found.exact_blocks if found is not None else 0
 
 
@@ -214,7 +217,8 @@ async def test_hashes_equal_the_index_built_from_the_engines_events(
     assert indexed.exact(request) == len(route.block_hashes)
 
 
-async def test_tools_are_part_of_the_prompt(hasher: VLLMPromptHasher) -> None:
+async def test_tools_are_part_of_the_prompt(template_loader: RendererLoader) -> None:
+    hasher = VLLMPromptHasher(template_loader, block_tokens=16, prefix_caching=True)
     request = CASES["chat-tools"]()
     without = request.model_copy(update={"tools": None, "tool_choice": None})
     with_tools, plain = hasher.route_request(request), hasher.route_request(without)
@@ -260,8 +264,9 @@ async def test_another_system_prompt_shares_no_exact_block(indexed: Indexed) -> 
 
 
 async def test_a_request_the_renderer_refuses_gets_provisional_hashes(
-    hasher: VLLMPromptHasher, block: int
+    template_loader: RendererLoader, block: int
 ) -> None:
+    hasher = VLLMPromptHasher(template_loader, block_tokens=block, prefix_caching=True)
     # Two user messages in a row: this template raises; routing must not.
     refused = chat(system(shared_prefix(300)), user("one"), user("two"))
     route = hasher.route_request(refused)
@@ -292,7 +297,7 @@ async def test_no_tokenizer_here_means_provisional_hashes(exact_model: ServedMod
 
 
 async def test_the_serve_router_adopts_the_engines_block_size(
-    exact_model: ServedModel, hasher: VLLMPromptHasher, block: int
+    tiny_model: ServedModel, hasher: VLLMPromptHasher, block: int
 ) -> None:
     from ray.serve._private.common import DeploymentHandleSource, DeploymentID
 
@@ -303,7 +308,7 @@ async def test_the_serve_router_adopts_the_engines_block_size(
         deployment_id=DeploymentID(name="exact", app_name="test"),
         handle_source=DeploymentHandleSource.UNKNOWN,
     )
-    router.initialize_state(**router_kwargs(exact_model, PlacementConfig()).model_dump(mode="json"))
+    router.initialize_state(**router_kwargs(tiny_model, PlacementConfig()).model_dump(mode="json"))
     assert router.config.hashing == "vllm" and router.config.kv_events
     assert router.renderer is not None and router.renderer.wait(TIMEOUT_S)
     assert router.config.block_tokens != block
