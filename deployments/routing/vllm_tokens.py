@@ -16,13 +16,15 @@ hashed by the proxy tokenisation (`prompts.ProxyPromptHasher`: provisional only)
 request the renderer cannot handle (multimodal content, a template error) falls back
 the same way, alone; routing never fails a request.
 
-Cost: rendering + tokenising + one blake2b per full block, paid once per distinct prompt:
-results are kept in an LRU keyed by a 128-bit digest of everything that shapes the prompt
-(the request minus its id, sampling and max_tokens), bounded by `max_entries` prompts
-and `max_hashes` stored hashes. A conversation's next turn is a new prompt (real chat
-templates may render earlier messages differently once more follow, and BPE merges across
-message boundaries, so per-message reuse would need a per-template proof); its cost is
-measured in docs/ARCHITECTURE.md.
+Cost (docs/ARCHITECTURE.md has the numbers, `python -m deployments.routing.vllm_bench`
+measures them): rendering the chat template, tokenising, one blake2b per full block.
+- A repeated prompt costs a lookup: results are kept in an LRU keyed by a 128-bit
+  digest of everything that shapes the prompt (the request minus its id, sampling and
+  max_tokens), bounded by `max_entries` prompts and `max_hashes` stored hashes.
+- A new prompt of a conversation whose earlier turns were seen re-renders the template
+  (a template may render earlier messages differently once more follow) but tokenises
+  only the text after its longest known leading run of pieces, where the tokenizer
+  allows cuts (`vllm_segments`); elsewhere it is tokenised whole. Tokenising dominates.
 """
 
 from __future__ import annotations
