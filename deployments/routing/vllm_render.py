@@ -26,9 +26,10 @@ completion (`render_completion` → `preprocess_cmpl` → `BaseRenderer.render_c
 
 The model is loaded the way the engine loads it: `resolve_model_path` (deployment
 `vllm.model_path` > model cache > catalog weights) and `vllm_config_for`, then vLLM's
-`ModelConfig` (config only: no weights, no device, no `VllmConfig`, whose platform hooks
-would rewrite this process's environment) and `cached_tokenizer_from_config`. Only the
-`hf` and `mistral` renderers are reproduced; other renderer modes fail at load.
+`ModelConfig` (config only: no weights, no device, no quantization check, no `VllmConfig`,
+whose platform hooks would rewrite this process's environment) and
+`cached_tokenizer_from_config`. Only the `hf` and `mistral` renderers are reproduced;
+other renderer modes fail at load.
 Multimodal content and GPT-OSS (harmony) prompts raise `NotRenderable`: the hasher then
 places the request by provisional hashes only.
 
@@ -76,6 +77,9 @@ class VLLMPromptRenderer:
             max_model_len=engine.max_model_len,
             served_model_name=engine.served_model_name,
             seed=engine.seed,
+            # No weights are read here: a quantization method this (gateway) platform
+            # lacks must not stop the tokenizer from loading.
+            hf_overrides={"quantization_config": None},
         )
         mode = tokenizer_args_from_config(self.model_config)[0]
         if mode not in ("hf", "mistral"):
