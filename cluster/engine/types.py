@@ -120,6 +120,9 @@ class KVEvent(_Strict):
     token_ids: list[int] = Field(default_factory=list)
     block_size: int = 16
     lora_name: str | None = None
+    # vLLM's cache_salt, on a `stored` event that starts a chain (no parent): the salt is
+    # hashed into the chain's first block, so every block after it is salted too.
+    cache_salt: str | None = None
 
 
 class KVEventBatch(_Strict):

@@ -9,10 +9,12 @@ and the payload is its `KVEventBatch` struct encoded array-like:
 
     {"type": "BlockStored", "block_hashes": [...], "parent_block_hash": h | None,
      "token_ids": [...], "block_size": n, "lora_id": i | None, "lora_name": s | None,
-     "medium": "GPU", ...}
+     "medium": "GPU", "extra_keys": [[...] | None, ...] | None, ...}
     {"type": "BlockRemoved", "block_hashes": [...], "medium": "GPU", ...}
     {"type": "AllBlocksCleared"}
 
+A chain's first block carries the request's `cache_salt` among its `extra_keys`; it is
+kept as `KVEvent.cache_salt` (a salted prefix is not reusable by unsalted requests).
 Block hashes are 64-bit ints (vLLM's default, `VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=1`) or
 raw hash bytes; bytes become `int.from_bytes(h, "big") & (2**64 - 1)`, the same
 conversion vLLM applies. Events of other media (CPU/disk offload tiers) are dropped: the
@@ -57,6 +59,19 @@ def _hashes(event: Mapping[str, Any]) -> list[int]:
     return [block_hash(h) for h in raw]
 
 
+def _cache_salt(event: Mapping[str, Any]) -> str | None:
+    """The salt among the first block's `extra_keys`, published untagged in the order
+    (LoRA name if `lora_name` is set, (mm id, offset) pairs, cache_salt, prompt-embedding
+    digests): the first string after the LoRA name. Pairs are lists, digests bytes."""
+    extra = event.get("extra_keys")
+    if not isinstance(extra, list) or not extra or not isinstance(extra[0], list | tuple):
+        return None
+    keys = list(extra[0])
+    if event.get("lora_name") is not None and keys and keys[0] == event.get("lora_name"):
+        keys = keys[1:]
+    return next((k for k in keys if isinstance(k, str)), None)
+
+
 def decode_event(event: object) -> KVEvent | None:
     """One tagged event map -> `KVEvent`; None for unknown types or non-primary media."""
     if not isinstance(event, Mapping):
@@ -77,6 +92,7 @@ def decode_event(event: object) -> KVEvent | None:
             token_ids=token_ids,
             block_size=int(event.get("block_size", 16)),
             lora_name=event.get("lora_name"),
+            cache_salt=_cache_salt(event) if parent is None else None,
         )
     if kind == "BlockRemoved":
         return KVEvent(type="removed", block_hashes=_hashes(event))

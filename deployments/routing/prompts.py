@@ -24,9 +24,11 @@ the request, so it tokenises the prompt itself. How exact that is depends on the
   `placement.index.provisional_ttl_s`), but no KV event can confirm them: their hashes
   live in another token space.
 
-A request with a `cache_salt` adds `salt:<salt>` to the extra keys. KV events do not
-carry the salt, so such requests match only their own provisional entries (never another
-salt's or an unsalted cache), which is what the engine will do too.
+A request with a `cache_salt` adds `salt:<salt>` to the extra keys. A chain's first
+`stored` event carries the salt (vLLM: among the first block's `extra_keys`; the
+simulator does the same), and the index re-hashes the whole chain with it
+(`cluster.placement.events`), so a salted request matches exactly the blocks of its own
+salt and never another salt's or an unsalted cache, which is what the engine does too.
 
 Models without prefix caching (MiniMax-M1) get no hashes (`prefix_caching=False`): they
 are placed by load alone; their prompt length still counts as queued work.

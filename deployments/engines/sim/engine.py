@@ -194,6 +194,7 @@ class SimEngine:
             block_hashes=hashes,
             block_token_ids=ids[: len(hashes) * bs],
             lora_name=request.adapter,
+            cache_salt=request.cache_salt,
         )
         return _Live(request=request, seq=seq, plan=plan)
 

@@ -32,7 +32,7 @@ Hash-level API (the router benchmark feeds precomputed hashes, e.g. one per Moon
     cache.blocks_needed(hashes, extra_blocks=0) -> int   free blocks an acquire would take
     cache.can_acquire(hashes, extra_blocks=0) -> bool
     cache.acquire(seq_id, hashes, *, extra_blocks=0, token_ids=None, lora_name=None,
-                  query_tokens=None, max_hit_blocks=None) -> int | None
+                  cache_salt=None, query_tokens=None, max_hit_blocks=None) -> int | None
         reference/store `hashes` and allocate `extra_blocks` anonymous blocks for a new
         sequence; returns the leading cached block count (capped by `max_hit_blocks`),
         or None when the blocks cannot be had (nothing changed).
@@ -44,7 +44,8 @@ Token-level convenience on top:
     block_hashes(token_ids, block_size, extra_keys=()) -> list[int]   (module function)
     request_extra_keys(adapter, cache_salt) -> list[str]              (module function)
     cache.hash_tokens(token_ids, extra_keys=()) -> list[int]
-    cache.acquire_tokens(seq_id, token_ids, *, extra_keys=(), lora_name=None) -> int | None
+    cache.acquire_tokens(seq_id, token_ids, *, extra_keys=(), lora_name=None,
+                         cache_salt=None) -> int | None
         returns cached TOKENS; at most `len(token_ids) - 1` of them, rounded down to whole
         blocks, because vLLM always recomputes a prompt's last token.
 """
@@ -188,6 +189,7 @@ class BlockKVCache:
         extra_blocks: int = 0,
         token_ids: Sequence[int] | None = None,
         lora_name: str | None = None,
+        cache_salt: str | None = None,
         query_tokens: int | None = None,
         max_hit_blocks: int | None = None,
     ) -> int | None:
@@ -246,7 +248,7 @@ class BlockKVCache:
         holding.anonymous = duplicates + extra_blocks
         self._anonymous += holding.anonymous
         self._holdings[seq_id] = holding
-        self._emit_stored(hashes, new_positions, token_ids, lora_name)
+        self._emit_stored(hashes, new_positions, token_ids, lora_name, cache_salt)
         queried = len(hashes) * self.block_size if query_tokens is None else query_tokens
         self.query_tokens += queried
         self.hit_tokens += min(hits * self.block_size, queried)
@@ -295,6 +297,7 @@ class BlockKVCache:
         *,
         extra_keys: Sequence[str] = (),
         lora_name: str | None = None,
+        cache_salt: str | None = None,
     ) -> int | None:
         """Hold a whole prompt; returns cached tokens, or None when it does not fit now."""
         hashes = self.hash_tokens(token_ids, extra_keys) if self.caching else []
@@ -307,6 +310,7 @@ class BlockKVCache:
             extra_blocks=extra,
             token_ids=token_ids[: full * self.block_size],
             lora_name=lora_name,
+            cache_salt=cache_salt,
             query_tokens=len(token_ids),
             max_hit_blocks=max(0, len(token_ids) - 1) // self.block_size,
         )
@@ -330,6 +334,7 @@ class BlockKVCache:
         positions: list[int],
         token_ids: Sequence[int] | None,
         lora_name: str | None,
+        cache_salt: str | None,
     ) -> None:
         """One `stored` event per run of consecutive new blocks (so each has one parent)."""
         if not positions:
@@ -340,9 +345,9 @@ class BlockKVCache:
             if pos == run[-1] + 1:
                 run.append(pos)
             else:
-                events.append(self._stored_event(hashes, run, token_ids, lora_name))
+                events.append(self._stored_event(hashes, run, token_ids, lora_name, cache_salt))
                 run = [pos]
-        events.append(self._stored_event(hashes, run, token_ids, lora_name))
+        events.append(self._stored_event(hashes, run, token_ids, lora_name, cache_salt))
         self._emit(events)
 
     def _stored_event(
@@ -351,6 +356,7 @@ class BlockKVCache:
         run: list[int],
         token_ids: Sequence[int] | None,
         lora_name: str | None,
+        cache_salt: str | None,
     ) -> KVEvent:
         bs = self.block_size
         tokens: list[int] = []
@@ -363,6 +369,8 @@ class BlockKVCache:
             token_ids=tokens,
             block_size=bs,
             lora_name=lora_name,
+            # As vLLM: the salt travels with the chain's first block only.
+            cache_salt=cache_salt if run[0] == 0 else None,
         )
 
     def _emit(self, events: list[KVEvent]) -> None:

@@ -56,6 +56,7 @@ class SimSequence:
     block_hashes: Sequence[int] = ()
     block_token_ids: Sequence[int] | None = None
     lora_name: str | None = None
+    cache_salt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +213,7 @@ class Scheduler:
                 extra_blocks=max(0, blocks - len(hashes)),
                 token_ids=seq.block_token_ids,
                 lora_name=seq.lora_name,
+                cache_salt=seq.cache_salt,
                 query_tokens=seq.prompt_tokens,
                 max_hit_blocks=(state.total - 1) // bs,
             )

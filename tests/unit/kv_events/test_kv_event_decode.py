@@ -95,6 +95,34 @@ def test_event_table(events: list[Any], expected: list[KVEvent] | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "salt"),
+    [
+        ({"parent_block_hash": None, "extra_keys": [["tenant"], None]}, "tenant"),
+        (
+            {
+                "parent_block_hash": None,
+                "lora_name": "sql",
+                "extra_keys": [["sql", "tenant"], None],
+            },
+            "tenant",
+        ),
+        ({"parent_block_hash": None, "extra_keys": [[["mm-1", 0], "tenant", b"\x01"]]}, "tenant"),
+        ({"parent_block_hash": None, "lora_name": "sql", "extra_keys": [["sql"], None]}, None),
+        ({"parent_block_hash": None, "extra_keys": None}, None),
+        ({"parent_block_hash": None}, None),
+        ({"parent_block_hash": 10, "extra_keys": [["tenant"], None]}, None),  # not a chain start
+    ],
+    ids=["salt", "lora-then-salt", "mm-then-salt", "lora-only", "null", "absent", "continuation"],
+)
+def test_a_chains_cache_salt_is_read_from_its_first_blocks_extra_keys(
+    fields: dict[str, Any], salt: str | None
+) -> None:
+    batch = decode_kv_frames(frame([stored(**fields)]), replica_id="r1")
+    assert batch is not None
+    assert batch.events[0].cache_salt == salt
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         (5, 5),

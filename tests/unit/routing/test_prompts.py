@@ -41,7 +41,7 @@ async def indexed_after(model_id: str, **fields: object) -> tuple[Router, list[i
     [
         (QWEN, {}, True),
         (AWQ, {"adapter": "legal"}, True),  # the adapter name is the extra key, as in events
-        (QWEN, {"cache_salt": "tenant-1"}, False),  # events carry no salt: provisional only
+        (QWEN, {"cache_salt": "tenant-1"}, True),  # the chain's first event carries the salt
     ],
     ids=["plain", "adapter", "salted"],
 )
@@ -51,6 +51,15 @@ async def test_sim_hashes_are_the_indexed_hashes(
     _, hashes, exact = await indexed_after(model_id, **fields)
     assert len(hashes) > 10
     assert exact == (len(hashes) if exact_match else 0)
+
+
+async def test_a_salted_prefix_never_matches_another_salt_or_none() -> None:
+    router, _, _ = await indexed_after(QWEN, cache_salt="tenant-1")
+    hasher = SimPromptHasher(block_tokens=BLOCK, prefix_caching=True)
+    for fields in ({}, {"cache_salt": "tenant-2"}):
+        hashes = hasher.route_request(chat("b", PREFIX, **fields)).block_hashes
+        assert len(hashes) > 10
+        assert router.index.match_blocks(hashes, 0.0, exact_only=True) == {}
 
 
 async def test_no_prefix_caching_means_no_hashes_and_no_events() -> None:
