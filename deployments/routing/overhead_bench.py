@@ -25,9 +25,11 @@ same code (`cluster.http.build_gateway_app` over a `SimEngine`), started fresh, 
                replica itself, handle calls go over gRPC): the default of `modelyard up`.
 - `serve-direct+LABEL`  one more direct session per `--variant`, with extra Serve
                environment variables (a knob experiment), our router only.
-- `floor-proxy`, `floor-direct` (+ `-hop`)  Serve's own floor in each session: a trivial
-               ingress deployment that echoes the request body, and the same passing it
-               through one handle call to a trivial second deployment: what Serve costs
+- `floor-direct`, `floor-direct-hop`, `floor-direct-stream`, `floor-proxy`  Serve's own
+               floor: a trivial ingress deployment that echoes the request body; the same
+               through one handle call to a trivial second deployment; the same getting
+               the body back as a stream of `max-tokens` + 1 chunks (what the simulator
+               streams per request); and the first one behind the Serve proxy. What Serve costs
                with no application code (`--no-floor` leaves them out).
 
 Each Serve mode is a Ray instance of its own, started by `overhead_serve` in its own
@@ -93,8 +95,14 @@ def start_front(stack: ExitStack, logs: Path, replicas: list[tuple[str, str]]) -
     return url
 
 
-#: Where each application of a session is called: its base URL + this.
-ENDPOINTS = {"placement": CHAT, "p2c": CHAT, "floor": "/ingress", "floor-hop": "/hop"}
+#: Where each endpoint of a session is called: (application, path under its base URL).
+ENDPOINTS = {
+    "placement": ("placement", CHAT),
+    "p2c": ("p2c", CHAT),
+    "floor": ("floor", "/ingress"),
+    "floor-hop": ("floor", "/hop"),
+    "floor-stream": ("floor", "/stream"),
+}
 
 
 @dataclass(frozen=True)
@@ -117,8 +125,10 @@ def sessions_for(
         if ingress not in ("both", mode):
             continue
         paths = {"placement": serve, "p2c": f"{serve}-p2c"}
-        if floor:
-            paths |= {"floor": f"floor-{mode}", "floor-hop": f"floor-{mode}-hop"}
+        if floor:  # the whole floor for the default mode; what the proxy adds, for proxy
+            paths["floor"] = f"floor-{mode}"
+        if floor and mode == "direct":
+            paths |= {"floor-hop": "floor-direct-hop", "floor-stream": "floor-direct-stream"}
         out.append(Session(mode, mode, paths))
     for label, env in variants:
         out.append(Session(label, "direct", {"placement": f"serve-direct+{label}"}, env))
@@ -140,30 +150,35 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def start_session(
-    stack: ExitStack, logs: Path, session: Session, *, kv_events: bool
-) -> dict[str, str]:
-    """Start one session's process; return path name -> chat completions URL."""
+    stack: ExitStack, logs: Path, session: Session, *, kv_events: bool, max_tokens: int
+) -> Callable[[], dict[str, str]]:
+    """Start one session's process; the returned call waits until it is ready and gives
+    path name -> URL (so several sessions start side by side)."""
     ready = logs / f"serve-{session.name}.json"
     argv = [sys.executable, "-m", "deployments.routing.overhead_serve"]
     argv += ["--ingress", session.ingress, "--ready-file", str(ready)]
     argv += [] if "p2c" in session.paths else ["--no-p2c"]
-    argv += [] if "floor" in session.paths else ["--no-floor"]
+    argv += ["--floor-chunks", str(max_tokens + 1)] if "floor" in session.paths else ["--no-floor"]
     argv += [] if kv_events else ["--no-kv-events"]
     proc = stack.enter_context(
         ManagedProcess(argv, logs / f"serve-{session.name}.log", env=session.env)
     )
     deadline = time.monotonic() + SESSION_START_S
-    while not ready.exists():
-        if not proc.running():
-            raise RuntimeError(f"session {session.name} exited early:\n{proc.tail()}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"session {session.name}: not ready in {SESSION_START_S:.0f}s")
-        time.sleep(0.5)
-    bases: dict[str, str] = json.loads(ready.read_text("utf-8"))
-    return {
-        path: bases[endpoint.removesuffix("-hop")] + ENDPOINTS[endpoint]
-        for endpoint, path in session.paths.items()
-    }
+
+    def wait() -> dict[str, str]:
+        while not ready.exists():
+            if not proc.running():
+                raise RuntimeError(f"session {session.name} exited early:\n{proc.tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"session {session.name}: not ready in {SESSION_START_S:.0f}s")
+            time.sleep(0.5)
+        bases: dict[str, str] = json.loads(ready.read_text("utf-8"))
+        return {
+            path: bases[ENDPOINTS[endpoint][0]] + ENDPOINTS[endpoint][1]
+            for endpoint, path in session.paths.items()
+        }
+
+    return wait
 
 
 def body(i: int, words: int, max_tokens: int) -> dict[str, Any]:
@@ -279,16 +294,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="modelyard-overhead-"))
     load_before = os.getloadavg()
     with ExitStack() as stack:
+        waits = []
+        for session in sessions_for(args.ingress, args.variant, floor=not args.no_floor):
+            say(f"starting Ray Serve session {session.name!r} (ingress {session.ingress}) ...")
+            waits.append(
+                start_session(
+                    stack,
+                    logs,
+                    session,
+                    kv_events=not args.no_kv_events,
+                    max_tokens=args.max_tokens,
+                )
+            )
         say(f"starting 2 sim serve replicas and the sim front (logs in {logs}) ...")
         replicas = [start_replica(stack, logs, f"sim-{i}") for i in range(2)]
         front = start_front(stack, logs, replicas)
-        urls = {
-            "direct": replicas[0][0] + "/v1/chat/completions",
-            "front": front + "/v1/chat/completions",
-        }
-        for session in sessions_for(args.ingress, args.variant, floor=not args.no_floor):
-            say(f"starting Ray Serve session {session.name!r} (ingress {session.ingress}) ...")
-            urls.update(start_session(stack, logs, session, kv_events=not args.no_kv_events))
+        urls = {"direct": replicas[0][0] + CHAT, "front": front + CHAT}
+        for wait in waits:
+            urls.update(wait())
         say(f"measuring {args.requests} rounds x {len(urls)} paths ({args.warmup} warm-up) ...")
         samples = measure(
             urls,

@@ -49,8 +49,8 @@ def test_parse_variant_rejects(text: str) -> None:
         parse_variant(text)
 
 
-PROXY_FLOOR = ["floor-proxy", "floor-proxy-hop"]
-DIRECT_FLOOR = ["floor-direct", "floor-direct-hop"]
+PROXY_FLOOR = ["floor-proxy"]
+DIRECT_FLOOR = ["floor-direct", "floor-direct-hop", "floor-direct-stream"]
 
 
 @pytest.mark.parametrize(
