@@ -28,7 +28,7 @@ from cluster.engine import EngineChunk, EngineRequest
 from cluster.placement import PlacementSettings, Router
 from cluster.placement.hashing import block_hashes
 from deployments.engines.vllm import VLLMEngine
-from deployments.routing.prompts import ProxyPromptHasher, build_hasher
+from deployments.routing.prompts import ProxyPromptHasher, build_hasher, extra_keys
 from deployments.routing.vllm_tokens import RendererLoader, VLLMPromptHasher
 from tests.contract.engine_contract import shared_prefix
 from tests.vllm.conftest import ADAPTER, MODEL_ID, TinyArtifacts, tiny_served
@@ -186,6 +186,7 @@ CASES: dict[str, Callable[[], EngineRequest]] = {
     ),
     "completion": lambda: completion(shared_prefix(400)),
     "adapter": lambda: chat(system(shared_prefix(400)), user("Hello."), adapter=ADAPTER),
+    "salted": lambda: chat(system(shared_prefix(400)), user("Hello."), cache_salt="tenant-1"),
     "conversation": lambda: chat(
         system(shared_prefix(200)),
         user("first question about the city"),
@@ -211,10 +212,26 @@ async def test_hashes_equal_the_index_built_from_the_engines_events(
     assert route.block_hashes == block_hashes(
         hasher.loader.renderer.prompt_ids(request),  # type: ignore[union-attr]
         block,
-        [request.adapter] if request.adapter else [],
+        extra_keys(request),
     )
     # ... and every one is held exactly by the replica that served it.
     assert indexed.exact(request) == len(route.block_hashes)
+
+
+async def test_a_salted_prefix_is_no_exact_hit_for_others(
+    indexed: Indexed, hasher: VLLMPromptHasher
+) -> None:
+    prefix = shared_prefix(380)
+    await indexed.serve(chat(system(prefix), user("Hi."), cache_salt="tenant-a"))
+    for fields in ({}, {"cache_salt": "tenant-b"}):
+        other = chat(system(prefix), user("Hi."), **fields)
+        assert len(hasher.route_request(other).block_hashes) >= 2
+        assert indexed.exact(other) == 0
+        # ... and vLLM agrees: it reuses nothing of the other salt's prefix.
+        async with asyncio.timeout(TIMEOUT_S):
+            chunks = [c async for c in indexed.engine.generate(other)]
+        usage = chunks[-1].usage
+        assert usage is not None and usage.cached_tokens == 0
 
 
 async def test_tools_are_part_of_the_prompt(template_loader: RendererLoader) -> None:
