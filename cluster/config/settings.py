@@ -101,10 +101,11 @@ class GatewaySettings(_Strict):
     - `direct`: Serve's throughput-optimised mode. Each gateway replica serves HTTP itself
       on `port` (replica i of one node on `port + i`): no proxy actor in the request path,
       and handle calls to the model replicas go over gRPC. Serve's proxy still runs on the
-      head node, on another port. Measured: ~8 ms less per request than `proxy` here
-      (docs/benchmarks/overhead.md).
-    - `proxy`: Serve's default. One Serve proxy per node listens on `port` and forwards
-      each request to a gateway replica by actor call.
+      head node, on another port. Measured on the 2-core development host: 14 ms less at
+      p50 and 24 ms less at p99 per request than `proxy` (docs/benchmarks/overhead.md).
+      The default: the integration suite passes in this mode.
+    - `proxy`: Serve's default mode. One Serve proxy per node listens on `port` and
+      forwards each request to a gateway replica by actor call.
 
     The gRPC API (`grpc_port`) runs inside every gateway replica in both modes.
     """
