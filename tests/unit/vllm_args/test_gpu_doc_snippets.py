@@ -13,6 +13,8 @@ from cluster.config.loader import parse_config
 from cluster.config.vllm_args import vllm_config_for
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "GPU_DEPLOYMENT.md"
+# Fences tagged just `yaml` are modelyard cluster files; others (e.g. `yaml kuberay`, a
+# Kubernetes manifest excerpt) are not.
 SNIPPETS = re.findall(r"```yaml\n(.*?)```", DOC.read_text("utf-8"), re.S)
 
 
