@@ -6,8 +6,10 @@ Errors are translated here, once, on the caller's side of the Ray edge:
 - Ray's own failures — the replica died or is unreachable, no replica is running, the
   deployment is back-pressured — become `EngineUnavailable` (HTTP 503, gRPC UNAVAILABLE).
 
-Closing the stream early (the HTTP client disconnected) cancels the handle call, which
-cancels `ModelReplica.generate` on the replica, which aborts the engine request.
+Chunks come over `ModelReplica.generate_batches`: each item is a list of the chunks that
+were ready together, so a fast engine's stream crosses the hop in a few messages instead
+of one per token. Closing the stream early (the HTTP client disconnected) cancels the
+handle call, which cancels the replica's generation, which aborts the engine request.
 
 Failover: a request whose replica fails before the first chunk reached the caller — the
 replica died or became unreachable (Ray's actor/worker/node errors), or its engine
@@ -132,21 +134,20 @@ class HandleBackend:
         self, model: ServedModel, handle: Any, request: EngineRequest
     ) -> AsyncGenerator[EngineChunk, None]:
         """One try. Raises `_NotStarted` for a replica failure before the first chunk."""
-        response = handle.generate.remote(request)
+        response = handle.generate_batches.remote(request)
         done = False
         started = False
         try:
-            async for chunk in response:
-                if not isinstance(chunk, EngineChunk):
-                    raise ModelyardError(f"replica sent {type(chunk).__name__}, not EngineChunk")
-                if chunk.error is not None:
-                    done = True
-                    error = chunk.error.to_exception()
-                    if not started and isinstance(error, EngineUnavailable):
-                        raise _NotStarted(error)
-                    raise error
-                started = True
-                yield chunk
+            async for batch in response:
+                for chunk in _chunks(batch):
+                    if chunk.error is not None:
+                        done = True
+                        error = chunk.error.to_exception()
+                        if not started and isinstance(error, EngineUnavailable):
+                            raise _NotStarted(error)
+                        raise error
+                    started = True
+                    yield chunk
             done = True
         except (ModelyardError, _NotStarted):
             raise
@@ -223,3 +224,10 @@ class _NotStarted(Exception):
     def __init__(self, error: ModelyardError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+def _chunks(batch: object) -> list[EngineChunk]:
+    """One item of `ModelReplica.generate_batches`, checked."""
+    if not isinstance(batch, list) or not all(isinstance(c, EngineChunk) for c in batch):
+        raise ModelyardError(f"replica sent {type(batch).__name__}, not a list of EngineChunk")
+    return batch

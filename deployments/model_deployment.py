@@ -9,6 +9,8 @@ Replica methods (called through a `DeploymentHandle`):
 - `generate(request)` — async generator of `EngineChunk`s; the first carries `replica_id`.
   If the caller goes away (client disconnect → handle cancelled) the engine request is
   aborted so its KV blocks and batch slot are freed.
+- `generate_batches(request)` — the same stream, each item a list of the chunks that were
+  ready together (what the gateway calls: see the method).
 - `stats()` — `EngineStats`; `health()` — bool; `describe()` — id, engine, replica.
 - `engine_metrics()` — the engine's own Prometheus metrics (vLLM's `vllm:*`), or ''.
 - `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
@@ -145,6 +147,47 @@ class ModelReplica:
             if not finished:
                 # Cancelled by the caller (or the stream was closed early): free the slot.
                 await asyncio.shield(self._abort(request.request_id))
+
+    async def generate_batches(self, request: EngineRequest) -> AsyncIterator[list[EngineChunk]]:
+        """`generate`, with every chunk that is ready when the last send finished sent as
+        one list.
+
+        Each item of a streamed handle call is its own message across the hop (about a
+        millisecond each on a small host), while an engine may produce several chunks
+        between two sends (a fast decode, a loaded caller, the closing usage chunk). A
+        pump task feeds a queue; each send takes what is there, at least one chunk, so
+        a chunk is never held back waiting for company. Closing this stream cancels the
+        pump, whose `generate` then aborts the engine request as above.
+        """
+        ready: asyncio.Queue[EngineChunk | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for chunk in self.generate(request):
+                    ready.put_nowait(chunk)
+            finally:
+                ready.put_nowait(None)
+
+        task = asyncio.create_task(pump())
+        try:
+            ended = False
+            while not ended:
+                batch: list[EngineChunk] = []
+                item = await ready.get()
+                while True:
+                    if item is None:
+                        ended = True
+                        break
+                    batch.append(item)
+                    if ready.empty():
+                        break
+                    item = ready.get_nowait()
+                if batch:
+                    yield batch
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _abort(self, request_id: str) -> None:
         try:

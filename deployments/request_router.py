@@ -18,7 +18,7 @@ loop. It delegates every decision to `cluster.placement.Router`:
     on_replica_actor_died / replica set shrinks
                           Router.remove_replica, unsubscribe its KV events
 
-Calls that are not `generate` (health, stats, metrics) get all candidates as one tier:
+Calls that are not a generation (health, stats, metrics) get all candidates as one tier:
 Serve's default, the shortest queue.
 
 KV events: each model replica republishes its engine's events on a ZMQ PUB socket and
@@ -73,7 +73,8 @@ MAX_PENDING_ROUTES = 10_000
 #: Decision times kept for `snapshot()` (our code's share of the gateway's overhead): wall
 #: time, which includes waiting for the GIL, and this thread's CPU time.
 LATENCY_SAMPLES = 10_000
-GENERATE_METHOD = "generate"
+#: Replica methods that run a generation (`ModelReplica.generate`, `.generate_batches`).
+GENERATE_METHODS = frozenset({"generate", "generate_batches"})
 
 
 class PlacementRequestRouter(RequestRouter):
@@ -160,7 +161,7 @@ class PlacementRequestRouter(RequestRouter):
         return tiers
 
     def _route_of(self, pending_request: PendingRequest) -> RouteRequest | None:
-        if pending_request.metadata.call_method != GENERATE_METHOD:
+        if pending_request.metadata.call_method not in GENERATE_METHODS:
             return None
         request = _engine_request(pending_request)
         if request is None:
