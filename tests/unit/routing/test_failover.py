@@ -34,14 +34,15 @@ class _Response:
         self.script = script
         self.cancelled = False
 
-    def __aiter__(self) -> AsyncIterator[EngineChunk]:
+    def __aiter__(self) -> AsyncIterator[list[EngineChunk]]:
         return self._run()
 
-    async def _run(self) -> AsyncIterator[EngineChunk]:
+    async def _run(self) -> AsyncIterator[list[EngineChunk]]:
+        # One chunk per item, as `ModelReplica.generate_batches` sends a slow engine's.
         for item in self.script:
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield [item]
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -60,14 +61,14 @@ class _Method:
 
 class ScriptedHandle:
     def __init__(self, *scripts: Script) -> None:
-        self.generate = _Method(list(scripts))
+        self.generate_batches = _Method(list(scripts))
 
     def options(self, **_: Any) -> ScriptedHandle:
         return self
 
     @property
     def calls(self) -> int:
-        return len(self.generate.responses)
+        return len(self.generate_batches.responses)
 
 
 async def collect(backend: HandleBackend) -> list[EngineChunk]:
@@ -131,7 +132,7 @@ async def test_closing_early_cancels_the_replica_call() -> None:
     stream = HandleBackend({QWEN: handle}).generate(served(QWEN), chat("q", "x"))
     assert await anext(stream) == TEXT
     await stream.aclose()  # type: ignore[attr-defined]
-    assert handle.generate.responses[0].cancelled
+    assert handle.generate_batches.responses[0].cancelled
 
 
 def test_at_least_one_attempt() -> None:
