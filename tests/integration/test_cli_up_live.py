@@ -7,33 +7,21 @@ own Ray, own port). Every wait is bounded; on failure the whole process group is
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, free_port
+from tests.integration.up_process import UpProcess, one_model_config
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 150.0
 STOP_TIMEOUT_S = 60.0
 READY_LINE = "Press Ctrl-C to stop."
-
-
-def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        lines.put(line.rstrip("\n"))
-    lines.put(None)
 
 
 def _processes_of_session(session_dir: str) -> list[int]:
@@ -55,53 +43,9 @@ def _processes_of_session(session_dir: str) -> list[int]:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_up_serves_then_stops_on_signal(tmp_path: Path, stop_signal: signal.Signals) -> None:
     port = free_port()
-    config = tmp_path / "one-model.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "name": "cli-test",
-                "ray": {"num_cpus": 4, "virtual_gpus": 2},
-                "models": [{"id": MISTRAL, "engine": "sim", "sim": {"speedup": 200}}],
-            }
-        )
-    )
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cluster.cli.main",
-            "up",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
-    seen: list[str] = []
-
-    def read_until(predicate: str, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                return False
-            seen.append(line)
-            if predicate in line:
-                return True
-        return False
+    config = one_model_config(tmp_path / "one-model.yaml", "cli-test")
+    up = UpProcess(["--config", str(config), "--port", str(port)])
+    process, seen, read_until = up.process, up.seen, up.read_until
 
     try:
         assert read_until(READY_LINE, READY_TIMEOUT_S), "\n".join(seen[-40:])
@@ -132,9 +76,7 @@ def test_up_serves_then_stops_on_signal(tmp_path: Path, stop_signal: signal.Sign
         read_until("stopped in", 5.0)
         assert any(line.startswith("stopped in") for line in seen), "\n".join(seen[-20:])
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        up.kill()
 
     # Nothing left behind: the port is closed and no process of its Ray session survives.
     with pytest.raises(requests.ConnectionError):

@@ -16,26 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import yaml
 
 from cluster.cli.local_cluster import LocalCluster
 from cluster.grpc.client import ChatRequest, ModelyardClient, user
 from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, QWEN, free_port
+from tests.integration.up_process import UpProcess, one_model_config
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_TITLE = "ServeReplica:modelyard:gateway"
 PROXY_TITLE = "ProxyActor"
 READY_TIMEOUT_S = 150.0
@@ -118,54 +112,12 @@ async def test_direct_ingress_serves_http_and_grpc(live_cluster: LocalCluster) -
     assert await grpc_stream(f"{gateway.host}:{gateway.grpc_port}", QWEN) == 5
 
 
-def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        lines.put(line.rstrip("\n"))
-    lines.put(None)
-
-
 def test_up_with_proxy_ingress(tmp_path: Path) -> None:
     port, grpc_port = free_port(), free_port()
-    config = tmp_path / "one-model.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "name": "ingress-proxy-test",
-                "ray": {"num_cpus": 4, "virtual_gpus": 2},
-                "models": [{"id": MISTRAL, "engine": "sim", "sim": {"speedup": 200}}],
-            }
-        )
-    )
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    argv = [sys.executable, "-m", "cluster.cli.main", "up", "--config", str(config)]
-    argv += ["--ingress", "proxy", "--port", str(port), "--grpc-port", str(grpc_port)]
-    process = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
-    seen: list[str] = []
-
-    def read_until(needle: str, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                return False
-            seen.append(line)
-            if needle in line:
-                return True
-        return False
+    config = one_model_config(tmp_path / "one-model.yaml", "ingress-proxy-test")
+    argv = ["--config", str(config), "--ingress", "proxy"]
+    up = UpProcess([*argv, "--port", str(port), "--grpc-port", str(grpc_port)])
+    process, seen, read_until = up.process, up.seen, up.read_until
 
     try:
         assert read_until("Press Ctrl-C to stop.", READY_TIMEOUT_S), "\n".join(seen[-40:])
@@ -180,7 +132,5 @@ def test_up_with_proxy_ingress(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=STOP_TIMEOUT_S) == 0
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        up.kill()
     assert listener(port) is None
