@@ -58,15 +58,30 @@ class ModelDeployment(_Strict):
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
+AuthMode = Literal["off", "keys"]
+
+
 class AuthSettings(_Strict):
     """API keys accepted by both front doors (`Authorization: Bearer <key>`).
 
-    Keys are configured only as SHA-256 hex digests (`python -m cluster.auth` prints one),
-    never in plaintext; inputs are hidden from validation errors in case a key was pasted
-    by mistake. With no digest configured, authentication is off (local mode).
+    `mode: keys` checks managed keys (`modelyard keys create`, stored in the ledger's
+    database as peppered hashes; the pepper is read from the environment variable named by
+    `pepper_env`, e.g. a Kubernetes Secret). Static keys are configured only as SHA-256 hex
+    digests (`python -m cluster.auth` prints one), never in plaintext; inputs are hidden
+    from validation errors in case a key was pasted by mistake. With `mode: off` and no
+    digest configured, authentication is off (local mode).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    mode: AuthMode = Field(
+        default="off", description="off: static digests only (none: open); keys: managed keys"
+    )
+    pepper_env: str = Field(
+        default="MODELYARD_KEY_PEPPER",
+        min_length=1,
+        description="environment variable holding the secret pepper of managed key hashes",
+    )
 
     api_key_sha256: list[str] = Field(
         default_factory=list, description="SHA-256 hex digests of the accepted API keys"
@@ -142,6 +157,25 @@ class GatewaySettings(_Strict):
         return self
 
 
+class LedgerSettings(_Strict):
+    """`ledger:` — where usage records, reservations and managed keys are stored.
+
+    The database URL may hold a password, so the file names only the environment variable
+    that carries it (e.g. from a Kubernetes Secret). Without that variable set, SQLite in
+    WAL mode at `sqlite_path` is used.
+    """
+
+    url_env: str = Field(
+        default="MODELYARD_LEDGER_URL",
+        min_length=1,
+        description="environment variable holding a SQLAlchemy URL (postgresql://...)",
+    )
+    sqlite_path: Path = Field(
+        default=Path(".modelyard/ledger.sqlite"),
+        description="SQLite file used when the url_env variable is not set",
+    )
+
+
 class RaySettings(_Strict):
     address: str | None = Field(default=None, description="join this cluster; null starts one")
     num_cpus: int | None = Field(default=None, ge=1)
@@ -206,6 +240,7 @@ class ClusterConfig(_Strict):
     name: str = "modelyard"
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
