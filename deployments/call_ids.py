@@ -30,9 +30,8 @@ def own_call_id(call_id: str) -> Iterator[None]:
     from ray.serve import context
 
     current = context._get_serve_request_context()
-    token = context._serve_request_context.set(
-        dataclasses.replace(current, _internal_request_id=call_id)
-    )
+    own = dataclasses.replace(current, _internal_request_id=call_id)
+    token = context._serve_request_context.set(own)  # type: ignore[arg-type]
     try:
         yield
     finally:

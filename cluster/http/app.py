@@ -46,6 +46,7 @@ from cluster.http.body import read_body
 from cluster.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
 from cluster.http.streaming import EventStreamResponse
 from cluster.service import GatewayService, ModelBackend
+from cluster.service.limits import RequestLimits
 from cluster.telemetry import GatewayMetrics, RequestObserver, build_tracer_provider, tracer_from
 
 API_PREFIXES = ("/v1", "/api/v1")
@@ -183,7 +184,15 @@ def build_gateway_app(
     metrics = GatewayMetrics()
     provider = build_tracer_provider(config.telemetry)
     observer = RequestObserver(metrics, tracer_from(provider))
-    service = GatewayService(served, backend, observer, timeout_s=config.gateway.request_timeout_s)
+    gateway = config.gateway
+    service = GatewayService(
+        served,
+        backend,
+        observer,
+        timeout_s=gateway.request_timeout_s,
+        stall_timeout_s=gateway.stall_timeout_s,
+        limits=RequestLimits.of(gateway),
+    )
     return create_app(
         service,
         health=backend.health,
