@@ -10,6 +10,8 @@ Three steps, each with its own error:
    and the message names that path and the rule it broke. Unknown keys at the top level read
    as OpenAI's "Unrecognized request argument supplied: …".
 3. Conversation rules that span messages (`check_conversation`).
+4. JSON Schemas inside the request (tool parameters, `response_format`) against their
+   meta-schema (`cluster.api.tool_schemas`), naming the offending path.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic_core import ErrorDetails
 
 from cluster.api.messages import AssistantMessage, Message, ToolMessage
 from cluster.api.schema import ChatCompletionRequest, CompletionRequest
+from cluster.api.tool_schemas import check_request_schemas
 from cluster.config.loader import field_path
 from cluster.errors import InvalidRequest, MalformedJSON
 
@@ -186,6 +189,7 @@ def _require_answered(pending: dict[str, str]) -> None:
 def validate_chat(data: dict[str, Any]) -> ChatCompletionRequest:
     request = validate_model(ChatCompletionRequest, data)
     check_conversation(request.messages)
+    check_request_schemas(request)
     return request
 
 
