@@ -10,8 +10,9 @@ signature is stable. `create_app` is the lower-level half, for callers that buil
 service themselves (tests that capture spans).
 
 Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
-GET /models, GET /models/{id} (ids contain '/'); and GET /health (200, or 503 when any model
-is unhealthy, with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
+GET /models, GET /models/{id} (ids contain '/'); and GET /openapi.json (the API's OpenAPI
+document, `cluster.http.openapi`), GET /health (200, or 503 when any model is unhealthy,
+with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
 then the engines' own, e.g. vLLM's `vllm:*`, when the backend offers `engine_metrics()`).
 
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
@@ -44,6 +45,7 @@ from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ModelyardError
 from cluster.http.body import read_body
 from cluster.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
+from cluster.http.openapi import openapi_document
 from cluster.http.streaming import EventStreamResponse
 from cluster.service import GatewayService, ModelBackend
 from cluster.service.limits import RequestLimits
@@ -172,6 +174,12 @@ def create_app(
                 pass  # a scrape without engine metrics beats a failed scrape
         return Response(body, media_type=metrics.content_type)
 
+    document = openapi_document([m.id for m in service.list_models().data], API_PREFIXES)
+
+    async def openapi_route() -> Response:
+        return JSONResponse(document)
+
+    app.add_api_route("/openapi.json", openapi_route, methods=["GET"])
     app.add_api_route("/health", health_route, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
     return app

@@ -181,6 +181,8 @@ class SimEngine:
             ids = list(request.prompt_token_ids)
         else:
             ids = self._tokenizer.encode(prompt_text(request))
+        if not ids:  # as vLLM: "The decoder prompt cannot be empty"
+            raise InvalidRequest(f"The {param} is empty; it needs at least one token.", param=param)
         limit = self._check_length(len(ids), request.max_tokens, param)
         plan = plan_output(
             request,
