@@ -19,6 +19,9 @@ limit:
   finishing "stop" as vLLM does without a tool parser (the gateway parses the block into
   `tool_calls` and reports "tool_calls").
 - Text is pseudo-words drawn from a fixed syllable set, 24-160 tokens long.
+- `response_format` `json_object` → a JSON object `{"answer": "<pseudo-words>"}`;
+  `json_schema` → a JSON value built from the schema by `tool_args` (as tool arguments
+  are); either is cut by `max_tokens` like any text.
 - Stop strings: the text is cut before the earliest occurrence (not included), no tool call
   follows, finish "stop". Then at most `limit` tokens are kept; if that cut anything, finish
   "length".
@@ -35,6 +38,7 @@ import random
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cluster.api.messages import FunctionDefinition, NamedToolChoice, Tool, ToolChoice
 from cluster.engine import EngineRequest, ToolCallDelta
@@ -131,6 +135,18 @@ def _prose(rng: random.Random, tokens: int) -> str:
     return "".join(out)
 
 
+def _structured(request: EngineRequest, rng: random.Random) -> str | None:
+    """The answer under `response_format` json_object / json_schema, else None."""
+    fmt = request.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    schema: Any = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    schema["required"] = ["answer"]
+    if fmt.json_schema is not None and fmt.json_schema.schema_ is not None:
+        schema = fmt.json_schema.schema_
+    return json.dumps(example_value(schema, rng, words=_words(rng, 16)), ensure_ascii=False)
+
+
 def _call_id(request: EngineRequest, seed: int) -> str:
     digest = hashlib.blake2b(f"{seed}|{request.request_id}".encode(), digest_size=12)
     return "call_" + digest.hexdigest()
@@ -154,7 +170,9 @@ def plan_output(
     if think_tags:
         text = "<think>\n" + _prose(rng, rng.randint(12, 48)) + "\n</think>\n\n"
     if tool is None:
-        text += _prose(rng, rng.randint(MIN_TEXT_TOKENS, MAX_TEXT_TOKENS))
+        text += _structured(request, rng) or _prose(
+            rng, rng.randint(MIN_TEXT_TOKENS, MAX_TEXT_TOKENS)
+        )
     elif text_tool_calls:
         arguments = example_value(tool.parameters or {}, rng, words=_words(rng, 16))
         line = json.dumps({"name": tool.name, "arguments": arguments}, ensure_ascii=False)

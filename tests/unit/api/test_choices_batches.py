@@ -136,3 +136,34 @@ async def test_refusals_name_the_field(
     assert error["type"] == "invalid_request_error" and error["param"] == param
     ok = await client.post("/v1/completions", json={"model": QWEN, "prompt": "x", "max_tokens": 2})
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fmt", "keys"),
+    [
+        ({"type": "json_object"}, {"answer"}),
+        (
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "city",
+                    "schema": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}, "pop": {"type": "integer"}},
+                        "required": ["city", "pop"],
+                    },
+                },
+            },
+            {"city", "pop"},
+        ),
+    ],
+    ids=["json-object", "json-schema"],
+)
+async def test_simulator_honours_response_format(
+    client: httpx.AsyncClient, fmt: dict[str, Any], keys: set[str]
+) -> None:
+    body = {"model": QWEN, "messages": [USER], "response_format": fmt, "max_tokens": 400, "n": 2}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    for choice in response.json()["choices"]:
+        assert set(json.loads(choice["message"]["content"])) == keys
