@@ -5,7 +5,8 @@ its final Ctrl-C test."""
 
 from __future__ import annotations
 
-from openai import OpenAI
+import pytest
+from openai import BadRequestError, OpenAI
 
 from tests.openai_surface import (
     MAX_TOKENS,
@@ -29,6 +30,8 @@ def test_real_model_n_choices(client: OpenAI) -> None:
 def test_real_model_prompt_batches_and_token_ids(client: OpenAI) -> None:
     check_three_prompts(client, REAL_MODEL)
     check_token_id_prompt(client, REAL_MODEL)
+    with pytest.raises(BadRequestError):  # past SmolLM2's 49,152-token vocabulary: vLLM's 400
+        client.completions.create(model=REAL_MODEL, prompt=[1_000_000], max_tokens=2)
 
 
 def test_real_model_chat_logprobs(client: OpenAI) -> None:
