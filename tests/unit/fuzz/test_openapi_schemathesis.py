@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,7 @@ from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from tests.unit.fuzz.checks import ERROR_KEYS
-from tests.unit.fuzz.gateway import LiveGateway
+from tests.unit.fuzz.gateway import MODELS, LiveGateway
 
 EXAMPLES = 600
 pytestmark = pytest.mark.timeout(240)
@@ -51,3 +52,6 @@ def test_generated_cases_from_the_served_document(gateway: LiveGateway) -> None:
     assert len(statuses) >= EXAMPLES
     assert all(status < 500 for status in statuses)
     assert statuses.count(200) > 0 and sum(400 <= s < 500 for s in statuses) > 0
+    body = {"model": MODELS[0], "prompt": "still there?", "max_tokens": 2}
+    after = httpx.post(f"{gateway.base_url}/v1/completions", json=body, timeout=15)
+    assert after.status_code == 200, after.text
