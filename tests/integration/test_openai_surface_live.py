@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import openai
 import pytest
+import requests
 
-from tests.integration.live import MINIMAX, QWEN
+from tests.integration.live import HTTP_TIMEOUT_S, MINIMAX, QWEN
 from tests.openai_surface import (
     check_chat_n,
     check_chat_n_streamed,
@@ -52,3 +53,13 @@ def test_logprobs_are_refused_by_the_simulator_naming_the_field(
         else:
             sdk.completions.create(model=QWEN, prompt="hi", logprobs=2)
     assert info.value.body["param"] == "logprobs"  # type: ignore[index]
+
+
+def test_the_gateway_serves_its_openapi_document(base_url: str) -> None:
+    reply = requests.get(f"{base_url}/openapi.json", timeout=HTTP_TIMEOUT_S)
+    assert reply.status_code == 200, reply.text
+    document = reply.json()
+    assert document["openapi"].startswith("3.1")
+    assert {"/v1/chat/completions", "/api/v1/completions"} <= set(document["paths"])
+    model = document["components"]["schemas"]["ChatCompletionRequest"]["properties"]["model"]
+    assert QWEN in model["anyOf"][0]["enum"]
