@@ -22,12 +22,12 @@ import time
 
 import numpy as np
 
-from cluster.placement import (
+from cluster.routing import (
     IndexSettings,
-    PlacementSettings,
     ReplicaLoad,
     Router,
     RouteRequest,
+    RoutingSettings,
 )
 
 PROMPTS = 64
@@ -48,7 +48,7 @@ def measure_decision_cost(
     blocks = max(1, prompt_tokens // block_tokens)
     cap = max(MIN_INDEXED * 2, PROMPTS * blocks * 2)
     router = Router(
-        PlacementSettings(
+        RoutingSettings(
             index=IndexSettings(block_tokens=block_tokens, max_blocks=cap, stride=stride)
         )
     )

@@ -1,9 +1,9 @@
 """modelyard's placement as a standalone HTTP front, for the live router comparison.
 
-In the cluster, `cluster.placement.Router` runs inside Ray Serve. To measure it against
+In the cluster, `cluster.routing.Router` runs inside Ray Serve. To measure it against
 third-party routers on equal terms — the same `modelyard sim serve` replicas, the same
 text, the same client — this module puts the very same `Router` (with the in-process
-bench's `modelyard` settings, `bench.policies.placement_settings`) in a small HTTP
+bench's `modelyard` settings, `bench.policies.routing_settings`) in a small HTTP
 front that proxies to replica URLs. It is a benchmark harness, not a production path.
 
 Per request (POST /v1/completions or /v1/chat/completions, and /api/v1/...):
@@ -43,7 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.simserve.metrics import KV_USAGE, RUNNING, WAITING
 from cluster.engine import KVEventBatch
 from cluster.kv_events.feed import EventFeed
-from cluster.placement import ReplicaLoad, Router, RouteRequest
+from cluster.routing import ReplicaLoad, Router, RouteRequest
 
 PromptBlocks = Callable[[str, bytes], tuple[list[int], int]]
 PROXY_TIMEOUT_S = 900.0
@@ -86,7 +86,7 @@ def gauges_from_metrics(text: str) -> tuple[int, int, float]:
     return round(values[RUNNING]), round(values[WAITING]), usage
 
 
-class PlacementFront:
+class RoutingFront:
     """The Router over `replicas`; `forward()` places and proxies one request."""
 
     def __init__(

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from bench.front import PlacementFront
+from bench.front import RoutingFront
 from cluster.http.app import COMPLETION_PATHS
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -30,7 +30,7 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def build_front_app(front: PlacementFront) -> FastAPI:
+def build_front_app(front: RoutingFront) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await front.start()

@@ -16,7 +16,7 @@ same code (`cluster.http.build_gateway_app` over a `SimEngine`), started fresh, 
                proxy, KV events subscribed) → two such replicas: the setup the router
                comparison in docs/BENCHMARKS.md (ANCHORS) measured other routers in.
 - `serve`      `gateway.ingress: proxy`: client → Ray Serve proxy → gateway replica (HTTP
-               app) → DeploymentHandle with `PlacementRequestRouter` → model replica
+               app) → DeploymentHandle with `RoutingRequestRouter` → model replica
                (engine), two model replicas.
 - `serve-p2c`  the same app with Serve's default PowerOfTwoChoices router instead of
                ours: `serve` - `serve-p2c` is what our router costs inside Serve.
@@ -197,11 +197,11 @@ def decision_cost(make_body: Callable[[int], dict[str, Any]], count: int) -> dic
     """The router's per-request work (hash the prompt, rank two replicas) alone in this
     process, one thread: CPU microseconds p50/p99 over `count` requests."""
     from cluster.engine import EngineRequest
-    from cluster.placement import PlacementSettings, ReplicaLoad, Router
+    from cluster.routing import ReplicaLoad, Router, RoutingSettings
     from deployments.routing.prompts import SimPromptHasher
 
     hasher = SimPromptHasher(block_tokens=16, prefix_caching=True)
-    router = Router(PlacementSettings())
+    router = Router(RoutingSettings())
     loads = [ReplicaLoad(replica_id="a"), ReplicaLoad(replica_id="b", queued_prefill_tokens=50)]
     spent: list[float] = []
     for i in range(count):
@@ -351,7 +351,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for path, d in decisions.items():
         wall, cpu = d["decision_us"], d["decision_cpu_us"]
         say(
-            f"PlacementRequestRouter.choose_replicas in {path}, {wall['count']} decisions: "
+            f"RoutingRequestRouter.choose_replicas in {path}, {wall['count']} decisions: "
             f"wall p50 {wall['p50']:.0f} us, p99 {wall['p99']:.0f} us; "
             f"CPU p50 {cpu['p50']:.0f} us, p99 {cpu['p99']:.0f} us"
         )

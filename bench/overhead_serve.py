@@ -96,7 +96,7 @@ def serve_config(port: int, *, ingress: str, kv_events: bool = True) -> ClusterC
         {
             "gateway": {"host": "127.0.0.1", "port": port, "ingress": ingress},
             "ray": {"num_cpus": 8},
-            "placement": {"debug_endpoint": True, "kv_events": kv_events},
+            "routing": {"debug_endpoint": True, "kv_events": kv_events},
             "models": [
                 {
                     "id": MODEL,
@@ -121,7 +121,7 @@ def p2c_app(config: ClusterConfig) -> Any:
 
     handles = {}
     for model, plan in plan_models(config):
-        options = replica_options(model, plan, config.placement)
+        options = replica_options(model, plan, config.routing)
         del options["request_router_config"]
         handles[model.id] = serve.deployment(**options)(ModelReplica).bind(model, plan, False)
     return bind_gateway(config, handles)

@@ -10,7 +10,7 @@ Every policy sees the same thing a production router sees at decision time: the 
 
 modelyard:
 
-- `modelyard`: `cluster.placement.Router` with its default settings (cost-ranked prefix
+- `modelyard`: `cluster.routing.Router` with its default settings (cost-ranked prefix
   affinity + queue, per-request load guard), fed by the replicas' KV events.
 - `prefix-only`: the same router with the queue and KV-usage scorers off (affinity and the
   load guard only) — the ablation showing what the load term buys.
@@ -26,13 +26,13 @@ from pydantic import ValidationError
 
 from cluster.engine import KVEventBatch
 from cluster.errors import ConfigError
-from cluster.placement import (
+from cluster.routing import (
     IndexSettings,
     PickerSettings,
-    PlacementSettings,
     ReplicaLoad,
     Router,
     RouteRequest,
+    RoutingSettings,
     ScorerWeights,
 )
 
@@ -111,7 +111,7 @@ class LeastLoaded(_Stateless):
 
 
 class RouterPolicy:
-    """`cluster.placement.Router` behind the replay's policy interface."""
+    """`cluster.routing.Router` behind the replay's policy interface."""
 
     def __init__(self, name: str, router: Router) -> None:
         self.name = name
@@ -134,13 +134,13 @@ class RouterPolicy:
         self.router.on_kv_events(batch, now)
 
 
-def placement_settings(
+def routing_settings(
     block_tokens: int,
     seed: int,
     *,
     prefix_only: bool = False,
     weights: Mapping[str, float] | None = None,
-) -> PlacementSettings:
+) -> RoutingSettings:
     """The router's settings for the bench: defaults, or `weights` overriding some."""
     base = ScorerWeights(queue=0.0, kv_usage=0.0) if prefix_only else ScorerWeights()
     if weights:
@@ -150,7 +150,7 @@ def placement_settings(
             first = err.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise ConfigError(f"--weight {where}: {first['msg']}", param="--weight") from None
-    return PlacementSettings(
+    return RoutingSettings(
         weights=base,
         index=IndexSettings(block_tokens=block_tokens),
         picker=PickerSettings(seed=seed),
@@ -168,7 +168,7 @@ def make_policy(
     if name == "least-loaded":
         return LeastLoaded()
     if name in ("modelyard", "prefix-only"):
-        settings = placement_settings(
+        settings = routing_settings(
             block_tokens, seed, prefix_only=name == "prefix-only", weights=weights
         )
         return RouterPolicy(name, Router(settings))

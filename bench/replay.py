@@ -35,7 +35,7 @@ from typing import Protocol
 from bench.policies import Policy
 from bench.trace import TraceRequest
 from cluster.engine import KVEvent, KVEventBatch
-from cluster.placement import ReplicaLoad, RouteRequest
+from cluster.routing import ReplicaLoad, RouteRequest
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ connected to `--kv-events-connect` (a subscriber that binds). Every answer is si
     modelyard sim front --port P --replica URL[,KV_ENDPOINT] ... [--block-tokens T]
         [--sim-speedup X]
 
-puts `cluster.placement.Router` (the in-process bench's `modelyard` settings) in front of
+puts `cluster.routing.Router` (the in-process bench's `modelyard` settings) in front of
 the replicas, tokenising each prompt as the simulator does so its block hashes match the
 replicas' KV events (see `bench.front`). It exists for benchmarks.
 
@@ -157,7 +157,7 @@ def sim_prompt_tokens() -> PromptTokens:
 
 def sim_prompt_blocks(block_tokens: int) -> PromptBlocks:
     """Block hashes and length of a request's (first) prompt, as `SimEngine` hashes them."""
-    from cluster.placement import block_hashes
+    from cluster.routing import block_hashes
 
     tokens = sim_prompt_tokens()
 
@@ -184,14 +184,14 @@ def run_front(args: argparse.Namespace) -> int:
 async def _front(args: argparse.Namespace, replicas: list[FrontReplica]) -> None:
     import uvicorn
 
-    from bench.front import PlacementFront
+    from bench.front import RoutingFront
     from bench.front_app import build_front_app
-    from bench.policies import placement_settings
+    from bench.policies import routing_settings
     from bench.simserve.server import server_config
-    from cluster.placement import Router
+    from cluster.routing import Router
 
-    router = Router(placement_settings(args.block_tokens, args.seed))
-    front = PlacementFront(
+    router = Router(routing_settings(args.block_tokens, args.seed))
+    front = RoutingFront(
         replicas, router, sim_prompt_blocks(args.block_tokens), sim_speedup=args.sim_speedup
     )
     app = build_front_app(front)

@@ -12,7 +12,7 @@ For each `--router`, in turn and from scratch (so every router starts with empty
 2. start the router on 127.0.0.1 in front of them:
    - `sglang:<policy>`: PyPI `sglang-router` (`python -m sglang_router.launch_router`);
    - `vllm-router:<policy>`: PyPI `vllm-router` (`python -m vllm_router.launch_router`);
-   - `modelyard`: `modelyard sim front`, i.e. `cluster.placement.Router` with the in-process
+   - `modelyard`: `modelyard sim front`, i.e. `cluster.routing.Router` with the in-process
      bench's settings, fed by the replicas' KV events (`bench.front`);
    - `direct`: no router, one replica (a sanity check);
 3. replay the trace through it (`bench.live`, the same client for every router),

@@ -14,7 +14,7 @@ connected to `--kv-events-connect` (a subscriber that binds). Every answer is si
     modelyard sim front --port P --replica URL[,KV_ENDPOINT] ... [--block-tokens T]
         [--sim-speedup X]
 
-puts `cluster.placement.Router` (the in-process bench's `modelyard` settings) in front of
+puts `cluster.routing.Router` (the in-process bench's `modelyard` settings) in front of
 the replicas, tokenising each prompt as the simulator does so its block hashes match the
 replicas' KV events (see `bench.front`). It exists for benchmarks.
 

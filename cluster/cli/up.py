@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         if update:
             config = _with_gateway(config, update)
         from cluster.cli.local_cluster import LocalCluster
-        from cluster.placement_plan import plan_for
+        from cluster.placement import plan_for
 
         cluster = LocalCluster(config, progress=_say)
         plans = [(model, plan_for(model, config.ray)) for model in cluster.served]

@@ -271,6 +271,6 @@ def vllm_config_for(
     env: dict[str, str] = {}
     if engine.distributed_executor_backend == "ray" and deployment.reserve_gpus:
         # GPU ranks sit in bundles 1..gpus of the replica's placement group (bundle 0 is
-        # the replica actor's CPU bundle; see cluster.placement_plan).
+        # the replica actor's CPU bundle; see cluster.placement).
         env["VLLM_RAY_BUNDLE_INDICES"] = ",".join(str(i) for i in range(1, par.gpus + 1))
     return VLLMConfig(engine=engine, serving=serving, env=env)

@@ -37,9 +37,9 @@ def apps_url(cluster: LocalCluster) -> str:
     return cluster.proxy_url
 
 
-def app_config(models: list[dict[str, Any]], **placement: Any) -> ClusterConfig:
+def app_config(models: list[dict[str, Any]], **routing: Any) -> ClusterConfig:
     return parse_config(
-        {"placement": {"debug_endpoint": True, **placement}, "models": models},
+        {"routing": {"debug_endpoint": True, **routing}, "models": models},
         source="integration",
     )
 

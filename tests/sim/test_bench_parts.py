@@ -17,7 +17,7 @@ from bench.policies import LeastLoaded, PowerOfTwo, RoundRobin, make_policy
 from bench.trace import TraceRequest, load_trace
 from cluster.cli import bench_route
 from cluster.errors import ConfigError
-from cluster.placement import ReplicaLoad, RouteRequest
+from cluster.routing import ReplicaLoad, RouteRequest
 
 
 def _write(path: Path, rows: list[dict[str, object]]) -> Path:

@@ -47,7 +47,7 @@ def cluster(
         {
             "gateway": {"host": "127.0.0.1", "port": free_port()},
             "ray": {"num_cpus": 4},
-            "placement": {"debug_endpoint": True},
+            "routing": {"debug_endpoint": True},
             "catalog": [spec],
             "models": [
                 {

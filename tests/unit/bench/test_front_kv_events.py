@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.front import FrontReplica, PlacementFront
-from bench.policies import placement_settings
+from bench.front import FrontReplica, RoutingFront
+from bench.policies import routing_settings
 from cluster.engine import KVEvent, KVEventBatch
 from cluster.kv_events.publisher import KVEventPublisher
-from cluster.placement import Router
+from cluster.routing import Router
 
 TIMEOUT_S = 10.0
 
@@ -20,11 +20,11 @@ def _no_blocks(path: str, body: bytes) -> tuple[list[int], int]:
 
 async def test_front_feeds_kv_events_to_its_router() -> None:
     publisher = KVEventPublisher(bind_port=0)
-    router = Router(placement_settings(16, 0))
+    router = Router(routing_settings(16, 0))
     # Port 9 (discard) answers no /metrics: the poller marks the replica unhealthy, which
     # does not matter to the events.
     replica = FrontReplica("replica-0", "http://127.0.0.1:9", publisher.endpoint)
-    front = PlacementFront([replica], router, _no_blocks, poll_s=60.0)
+    front = RoutingFront([replica], router, _no_blocks, poll_s=60.0)
     stored = KVEvent(
         type="stored", block_hashes=[11, 12], parent_block_hash=None, token_ids=list(range(32))
     )

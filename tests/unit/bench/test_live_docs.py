@@ -12,7 +12,7 @@ import pytest
 from bench import thirdparty
 from cluster.cli.main import build_parser
 from cluster.config import load_builtin_catalog, load_config
-from cluster.placement_plan import plan_for
+from cluster.placement import plan_for
 
 DOCS = Path(__file__).parents[3] / "docs" / "benchmarks"
 BLOCKS = re.findall(r"```\n(.*?)```", (DOCS / "live.md").read_text("utf-8"), flags=re.S)

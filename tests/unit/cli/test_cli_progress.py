@@ -8,7 +8,7 @@ from cluster.cli.progress import AppSnapshot, DeploymentSnapshot, ReadinessTrack
 from cluster.cli.summary import curl_command, model_line, render_summary
 from cluster.config import ModelDeployment, RaySettings, ServedModel
 from cluster.config.catalog import load_builtin_catalog
-from cluster.placement_plan import plan_for
+from cluster.placement import plan_for
 
 
 def snap(app: str, **deployments: tuple[str, dict[str, int]]) -> AppSnapshot:

@@ -31,20 +31,20 @@ from operator import attrgetter
 
 from cluster.engine import KVEventBatch
 from cluster.errors import EngineUnavailable
-from cluster.placement.config import PlacementSettings
-from cluster.placement.events import EventApplier
-from cluster.placement.filters import HealthyFilter, QueueLimitFilter, ReplicaFilter
-from cluster.placement.index import PrefixIndex
-from cluster.placement.picker import MaxPicker, Picker, SoftmaxPicker
-from cluster.placement.scorers import (
+from cluster.routing.config import RoutingSettings
+from cluster.routing.events import EventApplier
+from cluster.routing.filters import HealthyFilter, QueueLimitFilter, ReplicaFilter
+from cluster.routing.index import PrefixIndex
+from cluster.routing.picker import MaxPicker, Picker, SoftmaxPicker
+from cluster.routing.scorers import (
     KVUsageScorer,
     PrefixScorer,
     QueueScorer,
     Scorer,
     SessionScorer,
 )
-from cluster.placement.sync import EventSequencer
-from cluster.placement.types import Decision, ReplicaLoad, RouteRequest, ScoreContext
+from cluster.routing.sync import EventSequencer
+from cluster.routing.types import Decision, ReplicaLoad, RouteRequest, ScoreContext
 
 _REPLICA_ID = attrgetter("replica_id")
 _BACKLOG = attrgetter("queued_prefill_tokens")
@@ -69,7 +69,7 @@ class _Scored:
         )
 
 
-def default_scorers(settings: PlacementSettings) -> list[tuple[Scorer, float]]:
+def default_scorers(settings: RoutingSettings) -> list[tuple[Scorer, float]]:
     w = settings.weights
     return [
         (PrefixScorer(), w.prefix),
@@ -79,14 +79,14 @@ def default_scorers(settings: PlacementSettings) -> list[tuple[Scorer, float]]:
     ]
 
 
-def default_filters(settings: PlacementSettings) -> list[ReplicaFilter]:
+def default_filters(settings: RoutingSettings) -> list[ReplicaFilter]:
     filters: list[ReplicaFilter] = [HealthyFilter()]
     if settings.filters.max_waiting is not None:
         filters.append(QueueLimitFilter(settings.filters.max_waiting))
     return filters
 
 
-def default_picker(settings: PlacementSettings) -> Picker:
+def default_picker(settings: RoutingSettings) -> Picker:
     p = settings.picker
     if p.kind == "softmax":
         return SoftmaxPicker(p.temperature, seed=p.seed)
@@ -96,7 +96,7 @@ def default_picker(settings: PlacementSettings) -> Picker:
 class Router:
     def __init__(
         self,
-        settings: PlacementSettings,
+        settings: RoutingSettings,
         *,
         scorers: Sequence[tuple[Scorer, float]] | None = None,
         filters: Sequence[ReplicaFilter] | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cluster.placement.types import ReplicaLoad, RouteRequest, ScoreContext
+from cluster.routing.types import ReplicaLoad, RouteRequest, ScoreContext
 
 
 class KVUsageScorer:

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from cluster.placement.filters import HealthyFilter, QueueLimitFilter
-from cluster.placement.picker import MaxPicker, SoftmaxPicker
-from cluster.placement.types import ReplicaLoad, RouteRequest
+from cluster.routing.filters import HealthyFilter, QueueLimitFilter
+from cluster.routing.picker import MaxPicker, SoftmaxPicker
+from cluster.routing.types import ReplicaLoad, RouteRequest
 
 
 @pytest.mark.parametrize(

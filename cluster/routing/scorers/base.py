@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from cluster.placement.types import ReplicaLoad, RouteRequest, ScoreContext
+from cluster.routing.types import ReplicaLoad, RouteRequest, ScoreContext
 
 
 class Scorer(Protocol):

@@ -7,7 +7,7 @@ import pytest
 from cluster.config import ModelDeployment, Parallelism, RaySettings, ServedModel
 from cluster.config.catalog import load_builtin_catalog
 from cluster.errors import ConfigError
-from cluster.placement_plan import layout_violations, plan_for, plan_placement, rank_bundles
+from cluster.placement import layout_violations, plan_for, plan_placement, rank_bundles
 
 CATALOG = load_builtin_catalog()
 

@@ -1,9 +1,9 @@
-"""`PlacementRequestRouter`: the Ray Serve request router of every model deployment.
+"""`RoutingRequestRouter`: the Ray Serve request router of every model deployment.
 
 Serve builds one instance per deployment in every process that holds a handle to it (each
 gateway replica; a driver that calls a model directly), from `request_router_kwargs`
 (`deployments.routing.config.RouterKwargs`), and calls it on that handle's router event
-loop. It delegates every decision to `cluster.placement.Router`:
+loop. It delegates every decision to `cluster.routing.Router`:
 
     choose_replicas(candidates, request)
         route   = RouteRequest from the request's EngineRequest (prompt length, chained
@@ -26,7 +26,7 @@ reports the endpoint in `record_routing_stats()` (`kv_events`). Whenever Serve h
 router a new replica set (membership or stats changed), its `EventFeed` subscribes to
 every listed endpoint and drops the rest; batches are applied with
 `Router.on_kv_events` on this same loop (sequence gaps → the replica's exact entries are
-demoted to provisional, `cluster.placement.sync`). Every router reads the same events,
+demoted to provisional, `cluster.routing.sync`). Every router reads the same events,
 so every gateway replica holds the same exact index; only the provisional entries (each
 router's own recent decisions) differ. Simulated and vLLM replicas are both subscribed:
 for vLLM the router renders prompts with the model's own tokenizer
@@ -36,7 +36,7 @@ not subscribed.
 
 Block size of vLLM models: vLLM picks it per platform and model, and every replica
 reports its engine's value (`block_size` in its routing stats). When the replicas agree
-on a value other than the index's, the router adopts it: a new placement `Router` (the
+on a value other than the index's, the router adopts it: a new routing `Router` (the
 index keyed at the old size could never match the engine's events) and hashers of that
 size sharing the loaded tokenizer. This happens once, when the first replica reports.
 
@@ -59,7 +59,7 @@ from ray.serve.request_router import PendingRequest, RequestRouter, RunningRepli
 from cluster.engine import EngineRequest, KVEventBatch
 from cluster.errors import ModelyardError
 from cluster.kv_events.feed import EventFeed
-from cluster.placement import Decision, Router, RouteRequest
+from cluster.routing import Decision, Router, RouteRequest
 from deployments.routing.config import RouterKwargs, adopted_block_size
 from deployments.routing.loads import LoadBook
 from deployments.routing.prompts import PromptHasher, build_hasher
@@ -77,13 +77,13 @@ LATENCY_SAMPLES = 10_000
 GENERATE_METHODS = frozenset({"generate", "generate_batches"})
 
 
-class PlacementRequestRouter(RequestRouter):
+class RoutingRequestRouter(RequestRouter):
     # ---- construction (Serve calls __init__, then initialize_state(**kwargs)) --------
 
     def initialize_state(self, **kwargs: Any) -> None:
         config = RouterKwargs.model_validate(kwargs)
         self.config = config
-        self.placement = Router(config.settings)
+        self.policy = Router(config.settings)
         self.renderer: RendererLoader | None = None
         if config.hashing == "vllm" and config.served is not None:
             self.renderer = RendererLoader(config.served)
@@ -114,7 +114,7 @@ class PlacementRequestRouter(RequestRouter):
         if size is None:
             return
         self.config = self.config.with_block_tokens(size)
-        self.placement = Router(self.config.settings)
+        self.policy = Router(self.config.settings)
         self.hasher = self._hasher()
 
     # ---- Serve's routing call ---------------------------------------------------------
@@ -147,7 +147,7 @@ class PlacementRequestRouter(RequestRouter):
             for r in candidate_replicas
         ]
         try:
-            ranked = self.placement.rank(route, loads, time.monotonic())
+            ranked = self.policy.rank(route, loads, time.monotonic())
         except ModelyardError:
             return [candidate_replicas]
         self._routes[key] = (route, ranked)
@@ -186,7 +186,7 @@ class PlacementRequestRouter(RequestRouter):
         try:
             self._routed(pending_request, self._name(replica_id))
         except Exception:
-            logger.exception("placement bookkeeping failed for a routed request")
+            logger.exception("routing bookkeeping failed for a routed request")
 
     def _routed(self, pending_request: PendingRequest, name: str) -> None:
         key = pending_request.metadata.internal_request_id
@@ -199,13 +199,13 @@ class PlacementRequestRouter(RequestRouter):
         now = time.monotonic()
         if self.config.record_decisions:
             self._record(route, name, ranked, matched, now)
-        self.placement.on_routed(route, name, now)
+        self.policy.on_routed(route, name, now)
         self.loads.routed(key, name, route, round(route.prompt_tokens - matched))
 
     def _record(
         self, route: RouteRequest, name: str, ranked: list[Decision], matched: float, now: float
     ) -> None:
-        exact = self.placement.index.match(route.block_hashes, now).get(name)
+        exact = self.policy.index.match(route.block_hashes, now).get(name)
         self.decisions.append(
             {
                 "request_id": route.request_id,
@@ -223,9 +223,9 @@ class PlacementRequestRouter(RequestRouter):
             name = self._name(replica_id)
             done = self.loads.completed(internal_request_id, name)
             if done is not None:
-                self.placement.on_completed(done.route, name, time.monotonic())
+                self.policy.on_completed(done.route, name, time.monotonic())
         except Exception:
-            logger.exception("placement bookkeeping failed for a completed request")
+            logger.exception("routing bookkeeping failed for a completed request")
 
     def on_replica_actor_died(self, replica_id: ReplicaID) -> None:
         super().on_replica_actor_died(replica_id)
@@ -248,7 +248,7 @@ class PlacementRequestRouter(RequestRouter):
             self.feed.sync(endpoints)
 
     def _forget(self, name: str) -> None:
-        self.placement.remove_replica(name)
+        self.policy.remove_replica(name)
         self.loads.forget(name)
         if self.feed is not None:
             self.feed.forget(name)
@@ -264,7 +264,7 @@ class PlacementRequestRouter(RequestRouter):
 
     def _on_batch(self, batch: KVEventBatch) -> None:
         self.kv_batches += 1
-        self.placement.on_kv_events(batch, time.monotonic())
+        self.policy.on_kv_events(batch, time.monotonic())
 
     async def close(self) -> None:
         """Stop every KV event subscription (tests; Serve has no router shutdown hook)."""
@@ -279,8 +279,8 @@ class PlacementRequestRouter(RequestRouter):
         `include_index` adds every exactly held block hash per replica (large).
         """
         now = time.monotonic()
-        placement = self.placement
-        exact = placement.index.exact_holdings()
+        policy = self.policy
+        exact = policy.index.exact_holdings()
         replicas: dict[str, Any] = {}
         for name in sorted(set(self._names.values())):
             count, tokens = self.loads.own(name)
@@ -304,10 +304,10 @@ class PlacementRequestRouter(RequestRouter):
             "prefix_caching": self.config.prefix_caching,
             "kv_events": self.config.kv_events,
             "block_tokens": self.config.block_tokens,
-            "index_blocks": len(placement.index),
+            "index_blocks": len(policy.index),
             "kv_batches": self.kv_batches,
-            "lost_batches": placement.sequencer.lost_batches,
-            "skipped_events": placement.events.skipped_events,
+            "lost_batches": policy.sequencer.lost_batches,
+            "skipped_events": policy.events.skipped_events,
             "replicas": replicas,
             "exact_index": (
                 {name: sorted(hashes) for name, hashes in exact.items()} if include_index else None

@@ -9,7 +9,7 @@ import pytest
 from cluster.config import ModelDeployment, RaySettings, ServedModel
 from cluster.config.catalog import load_builtin_catalog
 from cluster.errors import ConfigError
-from cluster.placement_plan import plan_for
+from cluster.placement import plan_for
 from deployments.engines import factory
 from deployments.engines.factory import build_engine
 from deployments.placement import (

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from cluster.engine import KVEvent, KVEventBatch
-from cluster.placement import (
+from cluster.routing import (
     IndexSettings,
-    PlacementSettings,
     ReplicaLoad,
     Router,
     RouteRequest,
+    RoutingSettings,
     block_hashes,
 )
 
@@ -16,7 +16,7 @@ T = 16
 
 
 def _router(stride: int = 4) -> Router:
-    return Router(PlacementSettings(index=IndexSettings(block_tokens=T, stride=stride)))
+    return Router(RoutingSettings(index=IndexSettings(block_tokens=T, stride=stride)))
 
 
 def _stored(

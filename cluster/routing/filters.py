@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import Protocol
 
-from cluster.placement.types import ReplicaLoad, RouteRequest
+from cluster.routing.types import ReplicaLoad, RouteRequest
 
 _HEALTHY = attrgetter("healthy")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cluster.engine import KVEvent, KVEventBatch
-from cluster.placement import IndexSettings, Match, PlacementSettings, Router
-from cluster.placement.sync import EventSequencer
+from cluster.routing import IndexSettings, Match, Router, RoutingSettings
+from cluster.routing.sync import EventSequencer
 
 
 def _batch(seq: int, *events: KVEvent, rid: str = "a") -> KVEventBatch:
@@ -47,7 +47,7 @@ def test_sequencer(arrivals: list[int], window: int, applied: list[int], resyncs
 
 def _router(window: int = 2, ttl: float = 30.0) -> Router:
     return Router(
-        PlacementSettings(
+        RoutingSettings(
             index=IndexSettings(block_tokens=16, reorder_window=window, provisional_ttl_s=ttl)
         )
     )
@@ -93,7 +93,7 @@ def test_cleared_event_empties_the_replica() -> None:
 
 def test_events_with_tokens_are_rehashed_into_the_router_chain() -> None:
     """vLLM's own hashes differ per process; the router keys by its chain of token ids."""
-    from cluster.placement import block_hashes
+    from cluster.routing import block_hashes
 
     router = _router()
     tokens = list(range(48))

@@ -52,7 +52,7 @@ class LoadGuard(_Strict):
 
 
 class IndexSettings(_Strict):
-    """Bounds of the prefix index (see `cluster.placement.index`)."""
+    """Bounds of the prefix index (see `cluster.routing.index`)."""
 
     block_tokens: int = Field(default=16, ge=1, description="tokens per KV block, as engines")
     max_blocks: int = Field(
@@ -87,7 +87,7 @@ class FilterSettings(_Strict):
     max_waiting: int | None = Field(default=None, ge=1)
 
 
-class PlacementSettings(_Strict):
+class RoutingSettings(_Strict):
     weights: ScorerWeights = Field(default_factory=ScorerWeights)
     load_guard: LoadGuard = Field(default_factory=LoadGuard)
     index: IndexSettings = Field(default_factory=IndexSettings)

@@ -4,18 +4,18 @@ Pure Python, no Ray: the Ray Serve request router in `deployments` delegates her
 `modelyard bench route` drives the same `Router` against simulated replicas.
 """
 
-from cluster.placement.config import (
+from cluster.routing.config import (
     FilterSettings,
     IndexSettings,
     LoadGuard,
     PickerSettings,
-    PlacementSettings,
+    RoutingSettings,
     ScorerWeights,
 )
-from cluster.placement.hashing import block_hashes
-from cluster.placement.index import Match, PrefixIndex
-from cluster.placement.router import Router
-from cluster.placement.types import Decision, ReplicaLoad, RouteRequest, ScoreContext
+from cluster.routing.hashing import block_hashes
+from cluster.routing.index import Match, PrefixIndex
+from cluster.routing.router import Router
+from cluster.routing.types import Decision, ReplicaLoad, RouteRequest, ScoreContext
 
 __all__ = [
     "Decision",
@@ -24,11 +24,11 @@ __all__ = [
     "LoadGuard",
     "Match",
     "PickerSettings",
-    "PlacementSettings",
     "PrefixIndex",
     "ReplicaLoad",
     "RouteRequest",
     "Router",
+    "RoutingSettings",
     "ScoreContext",
     "ScorerWeights",
     "block_hashes",

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from cluster.engine import KVEvent
-from cluster.placement.hashing import chain_hash, extra_bytes
-from cluster.placement.index import PrefixIndex
+from cluster.routing.hashing import chain_hash, extra_bytes
+from cluster.routing.index import PrefixIndex
 
 
 class EventApplier:

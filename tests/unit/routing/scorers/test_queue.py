@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.placement.scorers import QueueScorer
-from cluster.placement.types import ReplicaLoad, RouteRequest, ScoreContext
+from cluster.routing.scorers import QueueScorer
+from cluster.routing.types import ReplicaLoad, RouteRequest, ScoreContext
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cluster.errors import EngineUnavailable
-from cluster.placement import (
+from cluster.routing import (
     IndexSettings,
     LoadGuard,
-    PlacementSettings,
     ReplicaLoad,
     Router,
     RouteRequest,
+    RoutingSettings,
     ScorerWeights,
     block_hashes,
 )
@@ -20,7 +20,7 @@ T = 16
 
 
 def _router(**kw: object) -> Router:
-    return Router(PlacementSettings(index=IndexSettings(block_tokens=T), **kw))  # type: ignore[arg-type]
+    return Router(RoutingSettings(index=IndexSettings(block_tokens=T), **kw))  # type: ignore[arg-type]
 
 
 def _req(rid: str, blocks: list[int], *, caching: bool = True, extra: int = 0) -> RouteRequest:

@@ -27,7 +27,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from cluster.placement.config import IndexSettings
+from cluster.routing.config import IndexSettings
 
 
 class _Entry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.placement import IndexSettings, Match, PrefixIndex
+from cluster.routing import IndexSettings, Match, PrefixIndex
 
 
 def _index(**kw: object) -> PrefixIndex:
