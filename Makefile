@@ -47,9 +47,9 @@ test-integration: setup
 test-vllm: setup
 	$(BIN)/pytest -q -m vllm tests/vllm
 
-# Regenerate cluster/grpc/gen/ from protos/ (committed; a unit test checks it for drift).
+# Regenerate cluster/gateway/grpc/gen/ from protos/ (committed; a unit test checks it for drift).
 protos: setup
-	$(BIN)/python -m cluster.grpc.codegen
+	$(BIN)/python -m cluster.gateway.grpc.codegen
 
 test: setup lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider tests

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from bench.front import RoutingFront
-from cluster.http.app import COMPLETION_PATHS
+from cluster.gateway.http.app import COMPLETION_PATHS
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 

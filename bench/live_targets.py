@@ -25,7 +25,7 @@ from cluster.engine import Usage
 from cluster.errors import ModelyardError
 
 if TYPE_CHECKING:
-    from cluster.grpc.client import ChatChunk, Completion
+    from cluster.gateway.grpc.client import ChatChunk, Completion
 
 Api = Literal["completions", "chat"]
 ERROR_BODY_CHARS = 300
@@ -137,7 +137,7 @@ class HttpTarget:
 
 
 class GrpcTarget:
-    """Streams `StreamComplete` or `StreamChat` through `cluster.grpc.client`."""
+    """Streams `StreamComplete` or `StreamChat` through `cluster.gateway.grpc.client`."""
 
     def __init__(
         self,
@@ -148,7 +148,7 @@ class GrpcTarget:
         api_key: str | None = None,
         timeout_s: float = 600.0,
     ) -> None:
-        from cluster.grpc.client import ModelyardClient
+        from cluster.gateway.grpc.client import ModelyardClient
 
         self._client = ModelyardClient(target, api_key, max_message_bytes=16 * 1024 * 1024)
         self.model = model
@@ -156,7 +156,7 @@ class GrpcTarget:
         self.timeout_s = timeout_s
 
     async def send(self, prompt: str, *, max_tokens: int) -> Outcome:
-        from cluster.grpc.client import ChatRequest, CompletionRequest, user
+        from cluster.gateway.grpc.client import ChatRequest, CompletionRequest, user
 
         out = Outcome()
         try:

@@ -7,7 +7,7 @@
 
 The engine is the simulator with `speedup` 1e6: its simulated prefill and decode take
 microseconds, so what is measured is software around it. Every path below ends in the
-same code (`cluster.http.build_gateway_app` over a `SimEngine`), started fresh, all on
+same code (`cluster.gateway.http.build_gateway_app` over a `SimEngine`), started fresh, all on
 127.0.0.1, in one run:
 
 - `direct`     client → `modelyard sim serve` replica (HTTP app + engine, one process):

@@ -5,7 +5,7 @@ class defines `__serve_build_asgi_app__`, which Serve calls after the constructo
 where the FastAPI app is built, so it holds this replica's `DeploymentHandle`s (Serve
 replaces the bound model deployments passed to `bind` by handles) and nothing of it has to
 be pickled. With `gateway.grpc_port` set, the app's lifespan also runs the gRPC API
-(`cluster.grpc.lifespan`) on the replica's event loop, sharing the app's core. With
+(`cluster.gateway.grpc.lifespan`) on the replica's event loop, sharing the app's core. With
 `routing.debug_endpoint` on, `GET /debug/routing` shows this replica's request routers
 (loopback clients only; `deployments.routing.debug`).
 """
@@ -37,8 +37,8 @@ class Gateway:
         self._handles = handles
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        from cluster.grpc.lifespan import attach_grpc_server
-        from cluster.http import build_gateway_app
+        from cluster.gateway.grpc.lifespan import attach_grpc_server
+        from cluster.gateway.http import build_gateway_app
 
         routing = self._config.routing
         served = self._config.served_models(load_builtin_catalog())

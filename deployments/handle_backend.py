@@ -34,7 +34,7 @@ from typing import Any
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError
-from cluster.telemetry.exposition import merge_expositions
+from cluster.gateway.telemetry.exposition import merge_expositions
 from deployments.routing.introspect import snapshot_of
 
 logger = logging.getLogger("ray.serve")

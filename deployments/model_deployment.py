@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 from cluster.config.settings import RoutingConfig, ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
 from cluster.errors import EngineUnavailable, ModelyardError
+from cluster.gateway.service import internal_error
 from cluster.kv_events.publisher import KVEventPublisher
 from cluster.placement import PlacementPlan, layout_violations, rank_bundles
-from cluster.service import internal_error
 from deployments.engines.factory import build_engine
 from deployments.placement import replica_options
 

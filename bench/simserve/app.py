@@ -3,7 +3,7 @@ third-party routers expect of an inference worker.
 
     build_sim_serve_app(config, model, engine, *, prompt_tokens=None) -> FastAPI
 
-is `cluster.http.build_gateway_app(config, [model], EngineBackend({model.id: engine}))` —
+is `cluster.gateway.http.build_gateway_app(config, [model], EngineBackend({model.id: engine}))` —
 the same validation, OpenAI shapes, streaming, usage (`prompt_tokens_details.cached_tokens`)
 and `x-modelyard-engine: sim (simulated)` header as the cluster's gateway — with:
 
@@ -30,8 +30,8 @@ from bench.simserve.router_compat import RouterExtensionFilter
 from bench.simserve.worker_info import add_worker_info_routes
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.engine import Engine
-from cluster.http import build_gateway_app
-from cluster.service import EngineBackend
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.service import EngineBackend
 
 
 def build_sim_serve_app(

@@ -26,8 +26,8 @@ from starlette.responses import JSONResponse, Response
 
 from cluster.config.settings import ServedModel
 from cluster.errors import InvalidRequest, ModelyardError
-from cluster.http.app import COMPLETION_PATHS
-from cluster.http.errors import error_response
+from cluster.gateway.http.app import COMPLETION_PATHS
+from cluster.gateway.http.errors import error_response
 
 PromptTokens = Callable[[str, bytes], list[list[int]]]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cluster.http.app import COMPLETION_PATHS
+from cluster.gateway.http.app import COMPLETION_PATHS
 
 NO_EFFECT: dict[str, Any] = {
     "echo": False,

@@ -67,7 +67,7 @@ class AuthSettings(_Strict):
     `mode: keys` checks managed keys (`modelyard keys create`, stored in the ledger's
     database as peppered hashes; the pepper is read from the environment variable named by
     `pepper_env`, e.g. a Kubernetes Secret). Static keys are configured only as SHA-256 hex
-    digests (`python -m cluster.auth` prints one), never in plaintext; inputs are hidden
+    digests (`python -m cluster.gateway.auth` prints one), never in plaintext; inputs are hidden
     from validation errors in case a key was pasted by mistake. With `mode: off` and no
     digest configured, authentication is off (local mode).
     """

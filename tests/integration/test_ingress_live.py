@@ -24,7 +24,7 @@ import openai
 import pytest
 
 from cluster.cli.local_cluster import LocalCluster
-from cluster.grpc.client import ChatRequest, ModelyardClient, user
+from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, user
 from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, QWEN, free_port
 from tests.integration.up_process import UpProcess, one_model_config
 
