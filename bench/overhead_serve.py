@@ -6,7 +6,7 @@
 Serve's ingress mode is read from the environment when each Ray process starts, so each
 mode needs its own Ray instance; a process per session lets `overhead_bench` measure both
 modes side by side in one run. The session is `modelyard up`'s own start path
-(`cluster.cli.local_cluster.LocalCluster`) with one simulated model (2 replicas, `speedup`
+(`deployments.launcher.LocalCluster`) with one simulated model (2 replicas, `speedup`
 1e6: a zero-latency engine) behind our placement router under `/`, plus, unless
 `--no-p2c`, the same application on Serve's default PowerOfTwoChoices router under `/p2c`,
 and unless `--no-floor`, Serve's floor under `/floor`: a trivial ingress deployment that
@@ -134,7 +134,7 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> None:
     from ray import serve
 
-    from cluster.cli.local_cluster import LocalCluster
+    from deployments.launcher import LocalCluster
 
     config = serve_config(free_port(), ingress=args.ingress, kv_events=not args.no_kv_events)
     with LocalCluster(config, progress=lambda line: print(line, flush=True)) as cluster:

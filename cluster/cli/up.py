@@ -97,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
         update = {key: value for key, value in overrides.items() if value is not None}
         if update:
             config = _with_gateway(config, update)
-        from cluster.cli.local_cluster import LocalCluster
         from cluster.placement import plan_for
+        from deployments.launcher import LocalCluster
 
         cluster = LocalCluster(config, progress=_say)
         plans = [(model, plan_for(model, config.ray)) for model in cluster.served]

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from cluster.cli.local_cluster import LocalCluster
 from cluster.config import parse_config
+from deployments.launcher import LocalCluster
 from tests.integration.live import HTTP_TIMEOUT_S, START_TIMEOUT_S, free_port, local_config_data
 
 

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 
 import requests
 
-from cluster.cli.local_cluster import LocalCluster
 from cluster.config import parse_config
 from cluster.config.settings import ClusterConfig
+from deployments.launcher import LocalCluster
 from tests.integration.live import HTTP_TIMEOUT_S
 
 DEPLOY_TIMEOUT_S = 90.0

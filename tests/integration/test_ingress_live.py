@@ -23,8 +23,8 @@ import httpx
 import openai
 import pytest
 
-from cluster.cli.local_cluster import LocalCluster
 from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, user
+from deployments.launcher import LocalCluster
 from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, QWEN, free_port
 from tests.integration.up_process import UpProcess, one_model_config
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from cluster.cli.local_cluster import LocalCluster
 from cluster.config import parse_config
+from deployments.launcher import LocalCluster
 from tests.contract.engine_contract import WEATHER_TOOL, shared_prefix
 from tests.integration.live import free_port
 from tests.integration.routing_apps import wait_for

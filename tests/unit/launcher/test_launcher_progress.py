@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.cli.progress import AppSnapshot, DeploymentSnapshot, ReadinessTracker
 from cluster.cli.summary import curl_command, model_line, render_summary
 from cluster.config import ModelDeployment, RaySettings, ServedModel
 from cluster.config.catalog import load_builtin_catalog
 from cluster.placement import plan_for
+from deployments.progress import AppSnapshot, DeploymentSnapshot, ReadinessTracker
 
 
 def snap(app: str, **deployments: tuple[str, dict[str, int]]) -> AppSnapshot:

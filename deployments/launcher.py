@@ -1,9 +1,9 @@
 """Start (and stop) Ray, Ray Serve and the modelyard application for one cluster file.
 
 Used by `modelyard up` and by the integration tests, so both exercise the same start path.
-Ray and Serve are imported inside the methods. This module is part of the composition root
-(loaded only by `up` and the tests), so it may import `deployments`; the rest of `cluster`
-stays importable without Ray.
+Ray and Serve are imported inside the methods. It lives beside the application it deploys;
+the CLI (`cluster.cli.up`) imports it inside the command, so the rest of the CLI starts
+without Ray.
 
 Local mode (`ray.address` is null): a fresh single-node Ray on 127.0.0.1 with the file's
 `num_cpus` and `virtual_gpus` declared as GPUs (placement groups then schedule exactly as
@@ -24,12 +24,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from cluster.cli.progress import ReadinessTracker, snapshot_from_status
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ConfigError, EngineUnavailable
-from deployments.app import APP_NAME, build_app  # composition root: loaded by `up`, tests
+from deployments.app import APP_NAME, build_app
 from deployments.ingress import find_app_port, ingress_ports, ray_environment, serve_environment
+from deployments.progress import ReadinessTracker, snapshot_from_status
 
 Progress = Callable[[str], None]
 
