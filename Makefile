@@ -34,6 +34,7 @@ up: setup
 lint: setup
 	$(BIN)/ruff check cluster deployments autoscaler bench tests
 	$(BIN)/ruff format --check cluster deployments autoscaler bench tests
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy

@@ -17,9 +17,10 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from cluster.config.loader import default_config_path, field_path, load_config
+from cluster.config.loader import default_config_path, load_config
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ConfigError, ModelyardError
+from cluster.field_paths import field_path
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,7 +13,8 @@ import pytest
 from cluster.config import RaySettings, load_builtin_catalog
 from cluster.config.loader import parse_config
 from cluster.config.settings import ModelDeployment, ServedModel
-from cluster.config.vllm_args import VLLMDeploymentSettings, vllm_config_for
+from cluster.config.vllm_args import VLLMDeploymentSettings
+from cluster.config.vllm_config import vllm_config_for
 from cluster.errors import ConfigError
 from cluster.placement import plan_for
 
