@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import sys
-from pathlib import Path
 
 from bench.live import (
     LiveResult,
@@ -124,7 +123,3 @@ def run_live(args: argparse.Namespace) -> int:
     if getattr(args, "plot", None) is not None:
         print("note: --plot applies to in-process replays only", file=sys.stderr)
     return 0 if result.failed == 0 and result.unfinished == 0 else 1
-
-
-def write_json(result: LiveResult, path: Path) -> None:
-    path.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")

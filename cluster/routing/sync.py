@@ -36,9 +36,6 @@ class EventSequencer:
         self.lost_batches = 0
         self.ignored_batches = 0
 
-    def last_seq(self, replica_id: str) -> int | None:
-        return self._last.get(replica_id)
-
     def forget(self, replica_id: str) -> None:
         self._last.pop(replica_id, None)
         self._held.pop(replica_id, None)

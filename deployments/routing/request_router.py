@@ -60,6 +60,7 @@ from cluster.engine import EngineRequest, KVEventBatch
 from cluster.errors import ModelyardError
 from cluster.kv_events.feed import EventFeed
 from cluster.routing import Decision, Router, RouteRequest
+from deployments.replica_methods import GENERATE_METHODS
 from deployments.routing.config import RouterKwargs, adopted_block_size
 from deployments.routing.loads import LoadBook
 from deployments.routing.prompts import PromptHasher, build_hasher
@@ -73,8 +74,6 @@ MAX_PENDING_ROUTES = 10_000
 #: Decision times kept for `snapshot()` (our code's share of the gateway's overhead): wall
 #: time, which includes waiting for the GIL, and this thread's CPU time.
 LATENCY_SAMPLES = 10_000
-#: Replica methods that run a generation (`ModelReplica.generate`, `.generate_batches`).
-GENERATE_METHODS = frozenset({"generate", "generate_batches"})
 
 
 class RoutingRequestRouter(RequestRouter):

@@ -23,9 +23,10 @@ import httpx
 import openai
 import pytest
 
+from bench.processes import free_port
 from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, user
 from deployments.launcher import LocalCluster
-from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, QWEN, free_port
+from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, QWEN
 from tests.integration.up_process import UpProcess, one_model_config
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import requests
 
+from bench.processes import free_port
 from cluster.config import parse_config
 from deployments.launcher import LocalCluster
 from tests.contract.engine_contract import WEATHER_TOOL, shared_prefix
-from tests.integration.live import free_port
 from tests.integration.routing_apps import wait_for
 from tests.vllm.conftest import MODEL_ID, TinyArtifacts, tiny_served
 from tests.vllm.test_vllm_exact_routing import TEMPLATE

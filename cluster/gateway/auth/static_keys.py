@@ -37,10 +37,6 @@ class StaticKeyAuthenticator:
     def enabled(self) -> bool:
         return True
 
-    @property
-    def key_count(self) -> int:
-        return len(self._digests)
-
     async def authenticate(self, authorization: str | None) -> Principal:
         presented = digest_key(bearer_token(authorization))
         match: str | None = None

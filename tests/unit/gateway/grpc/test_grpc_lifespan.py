@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 
 import httpx
 import pytest
 
+from bench.processes import free_port
 from cluster.config import (
     AuthSettings,
     ClusterConfig,
@@ -24,12 +24,6 @@ from deployments.engines.sim import SimEngine, VirtualClock
 
 QWEN = "qwen/qwen3-coder-flash"
 KEY = "sk-lifespan-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config(grpc_port: int | None) -> ClusterConfig:
