@@ -1,4 +1,4 @@
-"""`modelyard bench route`: trace replay of placement policies against simulated replicas.
+"""`modelyard bench route`: trace replay of routing policies against simulated replicas.
 
 Pure of Ray and vLLM: the simulated replicas come from a factory the CLI builds. Modules:
 `trace` (Mooncake loader), `policies` (modelyard's router and the baselines), `replay`

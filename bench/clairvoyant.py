@@ -51,7 +51,7 @@ Placer = Literal["affinity", "clairvoyant"]
 PLACERS: tuple[Placer, ...] = ("affinity", "clairvoyant")
 
 
-class PlacementOutcome(BaseModel):
+class RoutingOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     placer: Placer
@@ -112,7 +112,7 @@ def place_all(
     placer: Placer,
     imbalance: float | None,
     horizon: int | None = None,
-) -> PlacementOutcome:
+) -> RoutingOutcome:
     caches = [LRUBlockCache(capacity) for _ in range(replicas)]
     prefill = [0] * replicas
     future = NextUses(trace, block_tokens) if placer == "clairvoyant" else None
@@ -143,7 +143,7 @@ def place_all(
         prefill[chosen] = after[chosen]
         caches[chosen].serve(blocks)
     mean = sum(prefill) / replicas
-    return PlacementOutcome(
+    return RoutingOutcome(
         placer=placer,
         imbalance=imbalance,
         horizon=horizon if placer == "clairvoyant" else None,
@@ -215,7 +215,7 @@ class ClairvoyantReport(BaseModel):
     pooled_lru_hit_rate: float
     pooled_belady_hit_rate: float
     continuations: list[ContinuationRate]
-    outcomes: list[PlacementOutcome]
+    outcomes: list[RoutingOutcome]
 
 
 def build_report(

@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-kv-events",
         action="store_true",
-        help="placement.kv_events: false in the apps on our router (what KV events cost)",
+        help="routing.kv_events: false in the apps on our router (what KV events cost)",
     )
     parser.add_argument(
         "--no-floor",

@@ -1,4 +1,4 @@
-"""Placement policies the replay compares: modelyard's router and the usual baselines.
+"""Routing policies the replay compares: modelyard's router and the usual baselines.
 
 Every policy sees the same thing a production router sees at decision time: the request
 (block hashes, prompt length) and each replica's last reported load. Baselines:

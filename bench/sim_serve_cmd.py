@@ -1,5 +1,5 @@
 """`modelyard sim serve`: one simulated replica as a standalone OpenAI-compatible server;
-`modelyard sim front`: modelyard's placement router as an HTTP front over such replicas.
+`modelyard sim front`: modelyard's request router as an HTTP front over such replicas.
 
     modelyard sim serve --port P [--model ID] [--speedup X] [--kv-blocks N]
         [--block-size T] [--max-num-seqs S] [--kv-events-port Q | --kv-events-connect EP]

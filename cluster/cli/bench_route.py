@@ -26,7 +26,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "route",
-        help="replay a trace through placement policies on simulated replicas",
+        help="replay a trace through routing policies on simulated replicas",
         description="Replay a Mooncake-format trace (timestamp ms, input_length, "
         "output_length, hash_ids) against simulated replicas, once per policy.",
     )

@@ -1,4 +1,4 @@
-"""Placement: which replica serves a request (prefix index, filters, scorers, picker).
+"""Routing: which replica serves a request (prefix index, filters, scorers, picker).
 
 Pure Python, no Ray: the Ray Serve request router in `deployments` delegates here, and
 `modelyard bench route` drives the same `Router` against simulated replicas.

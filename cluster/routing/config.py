@@ -1,4 +1,4 @@
-"""Placement settings: scorer weights, the load guard, the prefix index bounds, the picker.
+"""Routing settings: scorer weights, the load guard, the prefix index bounds, the picker.
 
 Defined once here and passed in (the router reads nothing global). Weights are relative:
 the router uses the weighted sum of scorer scores, each in [0, 1].

@@ -2,7 +2,7 @@
 
 Applied in order before scoring. A filter that would leave no candidate keeps its input
 instead (saturation must not turn into refusals); only `healthy` may empty the list, and
-then placement raises `EngineUnavailable`.
+then routing raises `EngineUnavailable`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ evicted first, all replicas' holdings of that block with it) and provisional ent
 after their TTL (lazily: `expire(now)` pops a deque ordered by expiry, amortised O(1);
 the deque holds at most max_blocks reminders). Memory ≈ max_blocks * ~300 bytes.
 
-`match` has no side effects (placement's `select` is pure); every mutation comes from the
+`match` has no side effects (routing's `select` is pure); every mutation comes from the
 router's hooks.
 """
 

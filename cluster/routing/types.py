@@ -1,4 +1,4 @@
-"""Values placement consumes and produces.
+"""Values routing consumes and produces.
 
 These sit on the per-request hot path (one decision must cost well under 200 µs among 64
 replicas), so they are frozen slotted dataclasses rather than validated pydantic models;
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class RouteRequest:
-    """What placement needs to know about one request.
+    """What routing needs to know about one request.
 
     `block_hashes`: chained hashes of the prompt's FULL blocks (see `hashing`), in order.
     `prompt_tokens`: the whole prompt length (the partial last block included).

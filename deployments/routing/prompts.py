@@ -1,4 +1,4 @@
-"""An `EngineRequest` as placement sees it: prompt length and chained block hashes.
+"""An `EngineRequest` as routing sees it: prompt length and chained block hashes.
 
 The router runs in the caller's process (a gateway replica), before any engine has seen
 the request, so it tokenises the prompt itself. How exact that is depends on the engine:
@@ -54,7 +54,7 @@ HashingKind = Literal["sim", "proxy", "vllm"]
 
 
 class PromptHasher(Protocol):
-    """Turns one engine request into what placement needs."""
+    """Turns one engine request into what routing needs."""
 
     @property
     def exact(self) -> bool:

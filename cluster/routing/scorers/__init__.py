@@ -1,4 +1,4 @@
-"""Placement scorers, one per module; each documents its formula and declared inputs."""
+"""Routing scorers, one per module; each documents its formula and declared inputs."""
 
 from cluster.routing.scorers.base import Scorer
 from cluster.routing.scorers.kv_usage import KVUsageScorer

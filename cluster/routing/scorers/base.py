@@ -9,7 +9,7 @@ from cluster.routing.types import ReplicaLoad, RouteRequest, ScoreContext
 
 
 class Scorer(Protocol):
-    """A placement scorer.
+    """A routing scorer.
 
     `name` keys its weight in `ScorerWeights`; `inputs` declares what it reads (request
     fields, replica load fields, context facts) so operators know what must be reported.

@@ -3,7 +3,7 @@
     s_j = 1 if j is the replica the session was last routed to (within the session TTL)
           else 0
 
-Useful where prompts are not tokenised before placement (no block hashes) but clients
+Useful where prompts are not tokenised before routing (no block hashes) but clients
 send a session id. Off by default (weight 0): prefix affinity covers it when hashes exist.
 
 Inputs: request.session_id, ctx.session_replica.
