@@ -56,4 +56,4 @@ test: setup lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
