@@ -1,0 +1,76 @@
+"""Wrong values are refused by Helm itself, naming the field; lint passes in strict mode;
+the committed values.schema.json is what the config models generate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+from cluster.config.helm_schema import render as render_schema
+from tests.unit.helm.chart import CHART, KUBE_VERSION, VALUES_FILES, load_values, render
+
+QWEN = "qwen/qwen3-coder-flash"
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "field"),
+    [
+        # a negative replica count (the cluster file's, then a worker group's)
+        ({"cluster": {"models": [{"id": QWEN, "replicas": -1}]}}, helm.HelmValuesError,
+         "/cluster/models/0/replicas"),
+        ({"cluster": {"gateway": {"replicas": -2}}}, helm.HelmValuesError,
+         "/cluster/gateway/replicas"),
+        ({"workerGroups": [{"name": "h100", "accelerator": "gpu", "gpus": 8, "replicas": -1,
+                            "minReplicas": 0, "maxReplicas": 2}]}, helm.HelmValuesError,
+         "/workerGroups/0/replicas"),
+        # an unknown model field, in the list and in the defaults
+        ({"cluster": {"models": [{"id": QWEN, "tensor_parallel": 4}]}}, helm.HelmValuesError,
+         "'tensor_parallel' not allowed"),
+        ({"modelDefaults": {"engnie": "vllm"}}, helm.HelmValuesError, "'engnie' not allowed"),
+        ({"cluster": {"models": [{"id": QWEN, "vllm": {"gpu_mem": 0.5}}]}}, helm.HelmValuesError,
+         "/cluster/models/0/vllm"),
+        # auth on without a secret name
+        ({"secrets": {"existingSecret": ""}}, helm.HelmRenderError, "secrets.existingSecret"),
+        ({"secrets": {"pepperKey": ""}}, helm.HelmRenderError, "secrets.pepperKey"),
+        # a wrong type, an unknown top-level value, node sizes that disagree
+        ({"cluster": {"auth": {"mode": False}}}, helm.HelmValuesError, "/cluster/auth/mode"),
+        ({"workergroups": []}, helm.HelmValuesError, "'workergroups' not allowed"),
+        ({"workerGroups": [{"name": "a100", "accelerator": "gpu", "gpus": 4, "replicas": 1,
+                            "minReplicas": 0, "maxReplicas": 1}]}, helm.HelmRenderError,
+         "workerGroups[0].gpus"),
+        ({"cluster": {"gateway": {"port": 8000}}}, helm.HelmRenderError, "cluster.gateway.port"),
+    ],
+)  # fmt: skip
+def test_wrong_values_are_refused_naming_the_field(
+    values: dict[str, Any], error: type[helm.HelmError], field: str
+) -> None:
+    with pytest.raises(error) as caught:
+        render(values)
+    assert field in str(caught.value)
+
+
+def test_auth_off_needs_no_secret() -> None:
+    values = {"cluster": {"auth": {"mode": "off"}}, "secrets": {"existingSecret": "",
+              "ledgerUrlKey": "", "hfTokenKey": ""}}  # fmt: skip
+    rendered = render(values)
+    assert "secretKeyRef" not in "".join(rendered.values())
+
+
+@pytest.mark.parametrize("name", list(VALUES_FILES))
+def test_helm_lint_strict_passes(name: str) -> None:
+    report = helm.lint(CHART, load_values(name), strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["errors"] == []
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert problems == []
+
+
+def test_lint_strict_reports_a_broken_value() -> None:
+    report = helm.lint(CHART, {"cluster": {"models": [{"id": QWEN, "replicas": 0}]}}, strict=True)
+    assert report["errors"] or any(m["severity"] >= 2 for m in report["messages"])
+
+
+def test_values_schema_is_current() -> None:
+    committed = (CHART / "values.schema.json").read_text("utf-8")
+    assert committed == render_schema(CHART), "stale: run `make helm-schema`"
