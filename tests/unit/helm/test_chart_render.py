@@ -56,7 +56,9 @@ CATALOG_GPUS = {
 
 
 def _one(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    found = [
+        o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
     assert len(found) == 1, f"{kind} {name}: {len(found)} rendered"
     return found[0]
 
@@ -171,11 +173,9 @@ def test_routes_and_monitors_point_at_what_the_chart_renders(
     objs = objects[name]
     service = _one(objs, "Service", f"{FULLNAME}-gateway")
     service_ports = {p["port"]: p for p in service["spec"]["ports"]}
+    cluster = _one(objs, "RayService")["spec"]["rayClusterConfig"]
     pod_ports: set[str] = set()
-    for group in [
-        {"template": _one(objs, "RayService")["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]},
-        *_worker_groups(objs),
-    ]:
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         for container in group["template"]["spec"]["containers"]:
             pod_ports |= {p["name"] for p in container.get("ports", [])}
     for obj in objs:
@@ -358,9 +358,7 @@ def test_secrets_come_by_reference(objects: dict[str, list[dict[str, Any]]]) -> 
     assert not [o for o in objs if o["kind"] == "Secret"]
     gateway = next(g for g in _worker_groups(objs) if g["groupName"] == "gateway")
     (container,) = gateway["template"]["spec"]["containers"]
-    refs = {
-        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
-    }
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert refs[config.auth.pepper_env] == {"name": "modelyard", "key": "pepper"}
     assert refs[config.ledger.url_env] == {"name": "modelyard", "key": "postgres-url"}
     assert refs["HF_TOKEN"]["optional"] is True
@@ -385,4 +383,3 @@ def test_render_matches_golden(name: str, renders: dict[str, dict[str, str]]) ->
     assert golden_text(renders[name]) == expected, (
         f"the {name} render changed; if intended, run `make helm-golden` and review the diff"
     )
-
