@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import jsonschema
@@ -94,6 +95,13 @@ def _strict(schema: Any) -> Any:
     return out
 
 
+@functools.cache
+def _crd_validator(kind: str) -> jsonschema.protocols.Validator:
+    schema = _strict(crd_schema(kind))
+    validator: jsonschema.protocols.Validator = jsonschema.Draft202012Validator(schema)
+    return validator
+
+
 def _worker_groups(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups = _one(objs, "RayService")["spec"]["rayClusterConfig"]["workerGroupSpecs"]
     assert isinstance(groups, list)
@@ -147,7 +155,7 @@ def test_rayservice_validates_against_kuberay_crds(
     name: str, objects: dict[str, list[dict[str, Any]]]
 ) -> None:
     rayservice = _one(objects[name], "RayService")
-    jsonschema.validate(rayservice, _strict(crd_schema("rayservice")))
+    _crd_validator("rayservice").validate(rayservice)
     # The RayCluster KubeRay creates from it: apiVersion, kind, metadata + this spec.
     raycluster = {
         "apiVersion": "ray.io/v1",
@@ -155,14 +163,14 @@ def test_rayservice_validates_against_kuberay_crds(
         "metadata": {"name": f"{FULLNAME}-raycluster"},
         "spec": rayservice["spec"]["rayClusterConfig"],
     }
-    jsonschema.validate(raycluster, _strict(crd_schema("raycluster")))
+    _crd_validator("raycluster").validate(raycluster)
 
 
 def test_crd_check_refuses_a_misspelled_field(objects: dict[str, list[dict[str, Any]]]) -> None:
     rayservice = copy.deepcopy(_one(objects["defaults"], "RayService"))
     rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["maxReplica"] = 3
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(rayservice, _strict(crd_schema("rayservice")))
+        _crd_validator("rayservice").validate(rayservice)
 
 
 @pytest.mark.parametrize("name", NAMES)
