@@ -236,6 +236,13 @@ def test_serve_config_passes_ray_serves_schema(
     ServeDeploySchema.model_validate(serve)
     (app,) = serve["applications"]
     assert app["import_path"] == "deployments.serve_config:app_builder"
+    # Serve's HTTP options carry the cluster file's values, as `modelyard up` passes them.
+    gateway = _cluster_config(objects[name]).gateway
+    assert serve["http_options"]["request_timeout_s"] == gateway.request_timeout_s
+    if gateway.ingress == "proxy":
+        assert serve["http_options"]["port"] == gateway.port
+    else:
+        assert serve["http_options"]["port"] != gateway.port
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -7,9 +7,17 @@ from typing import Any
 
 import helm_python as helm
 import pytest
+import yaml
 
 from cluster.config.helm_schema import render as render_schema
-from tests.unit.helm.chart import CHART, KUBE_VERSION, VALUES_FILES, load_values, render
+from tests.unit.helm.chart import (
+    CHART,
+    KUBE_VERSION,
+    VALUES_FILES,
+    load_values,
+    manifests,
+    render,
+)
 
 QWEN = "qwen/qwen3-coder-flash"
 
@@ -56,6 +64,24 @@ def test_auth_off_needs_no_secret() -> None:
               "ledgerUrlKey": "", "hfTokenKey": ""}}  # fmt: skip
     rendered = render(values)
     assert "secretKeyRef" not in "".join(rendered.values())
+
+
+def test_proxy_ingress_puts_serves_proxy_on_the_gateway_port() -> None:
+    """`ingress: proxy`: Serve's proxy (every node) is the front door on cluster.gateway.port."""
+    rendered = render({"cluster": {"gateway": {"ingress": "proxy", "port": 8000}}})
+    (rayservice,) = [doc for doc in manifests(rendered) if doc["kind"] == "RayService"]
+    serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    assert serve["http_options"]["port"] == 8000
+    assert serve["proxy_location"] == "EveryNode"
+    gateway = next(
+        g
+        for g in rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+        if g["groupName"] == "gateway"
+    )
+    (container,) = gateway["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "0"
+    assert {"name": "http", "containerPort": 8000} in container["ports"]
 
 
 @pytest.mark.parametrize("name", list(VALUES_FILES))
