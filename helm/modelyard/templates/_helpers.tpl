@@ -178,9 +178,11 @@ labels:
   {{- with .root.Values.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
+{{- /* No checksum of the cluster file here: a pod template change makes KubeRay replace the
+whole RayCluster, while a serveConfigV2 change updates the application in place. The mounted
+ConfigMap follows changes by itself. */}}
+{{- with .root.Values.podAnnotations }}
 annotations:
-  checksum/config: {{ include "modelyard.clusterConfig" .root | sha256sum }}
-  {{- with .root.Values.podAnnotations }}
   {{- toYaml . | nindent 2 }}
-  {{- end }}
+{{- end }}
 {{- end -}}
