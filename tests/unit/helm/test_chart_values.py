@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from cluster.config.helm_schema import render as render_schema
+from cluster.config.settings import ClusterConfig
+from deployments.ingress import serve_environment
 from tests.unit.helm.chart import (
     CHART,
     KUBE_VERSION,
@@ -100,3 +102,31 @@ def test_lint_strict_reports_a_broken_value() -> None:
 def test_values_schema_is_current() -> None:
     committed = (CHART / "values.schema.json").read_text("utf-8")
     assert committed == render_schema(CHART), "stale: run `make helm-schema`"
+
+
+def test_the_charts_fallbacks_are_the_config_models_defaults() -> None:
+    """Where the cluster file leaves a field out, the templates fall back to a value of their
+    own (gateway replicas, request timeout, GPUs per node); it must be the model's default."""
+    unset = {"replicas": None}  # request_timeout_s is absent from the defaults already
+    values = {"cluster": {"gateway": unset, "ray": {"gpus_per_node": None}}}
+    objs = manifests(render(values))
+    (rayservice,) = [o for o in objs if o["kind"] == "RayService"]
+    serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    (app,) = serve["applications"]
+    assert "replicas" not in app["args"]["cluster"]["gateway"]  # really left out
+    config = ClusterConfig.model_validate(app["args"]["cluster"])
+    assert serve["http_options"]["request_timeout_s"] == config.gateway.request_timeout_s
+    groups = rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    gateway = next(g for g in groups if g["groupName"] == "gateway")
+    assert gateway["replicas"] == config.gateway.replicas
+    (container,) = gateway["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    expected = serve_environment(config.gateway)
+    assert (
+        env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]
+        == expected["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]
+    )
+    gpu_pods = [g for g in groups if g["groupName"] != "gateway"]
+    for group in gpu_pods:
+        (worker,) = group["template"]["spec"]["containers"]
+        assert worker["resources"]["limits"]["nvidia.com/gpu"] == config.ray.gpus_per_node
