@@ -34,8 +34,9 @@ from typing import Any
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError
-from cluster.telemetry.exposition import merge_expositions
+from cluster.gateway.telemetry.exposition import merge_expositions
 from deployments.call_ids import own_call_id
+from deployments.replica_methods import GENERATE_BATCHES
 from deployments.routing.introspect import snapshot_of
 
 logger = logging.getLogger("ray.serve")
@@ -141,7 +142,7 @@ class HandleBackend:
         request run concurrently and must not share the request's id.
         """
         with own_call_id(f"{request.request_id}/{attempt}"):
-            response = handle.generate_batches.remote(request)
+            response = getattr(handle, GENERATE_BATCHES).remote(request)
         done = False
         started = False
         try:

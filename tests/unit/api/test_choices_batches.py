@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from cluster.config import ClusterConfig, GatewaySettings, ModelDeployment, load_builtin_catalog
-from cluster.http import build_gateway_app
-from cluster.http.sse import parse_events
-from cluster.service import EngineBackend
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.http.sse import parse_events
+from cluster.gateway.service import EngineBackend
 from deployments.engines.sim import SimEngine, VirtualClock
 
 QWEN = "qwen/qwen3-coder-flash"

@@ -3,7 +3,7 @@
 Each row: a request's `tools` (and `tool_choice`), and the `param` of the 400 / gRPC
 INVALID_ARGUMENT it must get — or None: accepted and answered. The HTTP half runs the
 gateway app in-process over started simulator engines; the gRPC half the real gRPC server
-over the same core (`tests.unit.grpc.harness`). Tool parameters are checked against the
+over the same core (`tests.unit.gateway.grpc.harness`). Tool parameters are checked against the
 JSON Schema meta-schema (`cluster.api.tool_schemas`), so a value that is not a schema never
 reaches an engine (it used to be a 500).
 """
@@ -19,11 +19,11 @@ import pytest
 
 from cluster.config import ClusterConfig, ModelDeployment, load_builtin_catalog
 from cluster.errors import InvalidRequest
-from cluster.grpc.client import ChatRequest, ToolChoice, function_tool, grpc_code, user
-from cluster.http import build_gateway_app
-from cluster.service import EngineBackend
+from cluster.gateway.grpc.client import ChatRequest, ToolChoice, function_tool, grpc_code, user
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.service import EngineBackend
 from deployments.engines.sim import SimEngine, VirtualClock
-from tests.unit.grpc.harness import QWEN, Harness, start_harness, stop_harness
+from tests.unit.gateway.grpc.harness import QWEN, Harness, start_harness, stop_harness
 
 USER = {"role": "user", "content": "What is the weather in Paris?"}
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

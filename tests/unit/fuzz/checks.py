@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from cluster.http.sse import parse_events
+from cluster.gateway.http.sse import parse_events
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 

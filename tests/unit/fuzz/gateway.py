@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import uvicorn
 
 from cluster.config import ClusterConfig, GatewaySettings, ModelDeployment, load_builtin_catalog
-from cluster.grpc.lifespan import attach_grpc_server
-from cluster.http import build_gateway_app
-from cluster.service import EngineBackend
+from cluster.gateway.grpc.lifespan import attach_grpc_server
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.service import EngineBackend
 from deployments.engines.sim import SimEngine, VirtualClock
 
 MODELS = (

@@ -17,7 +17,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 from hypothesis import strategies as st
 
-from cluster.grpc.gen.modelyard.v1 import chat_pb2, completion_pb2
+from cluster.gateway.grpc.gen.modelyard.v1 import chat_pb2, completion_pb2
 from tests.unit.fuzz.gateway import MODELS
 
 TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30) | st.sampled_from(

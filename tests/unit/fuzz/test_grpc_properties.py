@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cluster.grpc.gen.modelyard.v1 import chat_pb2, inference_pb2_grpc
+from cluster.gateway.grpc.gen.modelyard.v1 import chat_pb2, inference_pb2_grpc
 from tests.unit.fuzz.gateway import MODELS, LiveGateway
 from tests.unit.fuzz.proto_strategies import CHAT_REQUESTS, COMPLETION_REQUESTS
 
