@@ -37,6 +37,13 @@ def json_path(base: str, parts: Iterable[Any]) -> str:
 
 def check_schema(schema: dict[str, Any], param: str) -> None:
     """Raise `InvalidRequest` naming the path of the first meta-schema violation."""
+    if not isinstance(schema.get("$schema", ""), str):
+        where = f"{param}.$schema"
+        raise InvalidRequest(
+            f"Invalid value for '{where}': not a valid JSON Schema: '$schema' must be a URI "
+            "string.",
+            param=where,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # an unknown `$schema` URI
         validator = validator_for(schema, default=Draft202012Validator)

@@ -81,6 +81,25 @@ CASES: list[tuple[str, list[dict[str, Any]], Any, str | None]] = [
         None,
         "tools[0].function.parameters.minItems",
     ),
+    (
+        "dollar-schema-not-a-string",
+        [tool(parameters={"$schema": ["x"], "type": "object"})],
+        None,
+        "tools[0].function.parameters.$schema",
+    ),
+    (
+        "draft-07-nested-definition",
+        [
+            tool(
+                parameters={
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "definitions": {"a": {"type": "strin"}},
+                }
+            )
+        ],
+        None,
+        "tools[0].function.parameters.definitions.a.type",
+    ),
     ("name-with-space", [tool("get weather")], None, "tools[0].function.name"),
     ("name-too-long", [tool("f" * 65)], None, "tools[0].function.name"),
     ("name-dot", [tool("a.b")], None, "tools[0].function.name"),

@@ -59,6 +59,14 @@ SCHEMA = st.sampled_from(
     ]
 )
 
+#: Schema-shaped objects with arbitrary values: mostly not valid JSON Schemas (400 naming
+#: the path), sometimes odd valid ones the simulator must still fill in.
+SCHEMA_KEYS = st.sampled_from(
+    ["type", "properties", "required", "items", "enum", "const", "anyOf", "$schema", "$ref",
+     "minItems", "maxItems", "minLength", "minimum", "format", "additionalProperties"]
+)  # fmt: skip
+SCHEMA = SCHEMA | st.dictionaries(SCHEMA_KEYS, JSON, max_size=4)
+
 FUNCTION_NAME = st.from_regex(r"\A[a-zA-Z0-9_-]{1,64}\Z")
 
 
