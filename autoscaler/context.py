@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-Sample = tuple[float, float]  # (time s, ongoing requests)
+Sample = tuple[float, float]  # (time s, demand in replicas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class PolicyContext:
       plus every replica's waiting and running ones.
     - `waiting`: requests not yet running (gateway pending + engine queues).
     - `kv_usage`: mean KV-cache usage of the ready replicas in [0, 1].
+    - `prompt_tokens_per_s`: prompt tokens arriving at the gateway per second (recent).
     """
 
     now: float
@@ -32,6 +33,7 @@ class PolicyContext:
     ongoing: float
     waiting: float = 0.0
     kv_usage: float = 0.0
+    prompt_tokens_per_s: float = 0.0
 
     @property
     def capacity(self) -> int:
@@ -43,16 +45,22 @@ class PolicyContext:
 class PolicyState:
     """What the policy remembers; `to_dict`/`from_dict` for Serve's `policy_state`.
 
-    - `samples`: (time, ongoing) pairs of the last stable window, oldest first.
+    - `samples`: (time, demand in replicas) pairs of the last stable window, oldest first
+      (`autoscaler.policy_demand.load`).
+    - `means`: (time, stable-window mean load) pairs of the last hold window (its trend
+      leads, its peak holds replicas: `autoscaler.policy`).
     - `last_up`/`last_down`: when the replica count last went up / down.
     - `last_busy`: the last time a request was in the system.
     - `panic_until`: no scale-down before this time (set on entering panic).
     - `launches`: when each replica still starting was requested (oldest first).
     - `startup_s`: measured start-up time (moving average), None until measured.
     - `last_ready`: ready replicas at the previous call.
+    - `first_seen`: the time of the first call (windows are trusted once they are full).
+    - `saturated_since`: since when the saturation guard's condition has held.
     """
 
     samples: tuple[Sample, ...] = ()
+    means: tuple[Sample, ...] = ()
     last_up: float | None = None
     last_down: float | None = None
     last_busy: float | None = None
@@ -60,10 +68,13 @@ class PolicyState:
     launches: tuple[float, ...] = ()
     startup_s: float | None = None
     last_ready: int = 0
+    first_seen: float | None = None
+    saturated_since: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "samples": [list(s) for s in self.samples],
+            "means": [list(s) for s in self.means],
             "last_up": self.last_up,
             "last_down": self.last_down,
             "last_busy": self.last_busy,
@@ -71,6 +82,8 @@ class PolicyState:
             "launches": list(self.launches),
             "startup_s": self.startup_s,
             "last_ready": self.last_ready,
+            "first_seen": self.first_seen,
+            "saturated_since": self.saturated_since,
         }
 
     @classmethod
@@ -80,6 +93,7 @@ class PolicyState:
         panic = data.get("panic_until")
         return cls(
             samples=tuple((float(t), float(v)) for t, v in data["samples"]),
+            means=tuple((float(t), float(v)) for t, v in data.get("means", ())),
             last_up=data.get("last_up"),
             last_down=data.get("last_down"),
             last_busy=data.get("last_busy"),
@@ -87,6 +101,8 @@ class PolicyState:
             launches=tuple(float(t) for t in data.get("launches", ())),
             startup_s=data.get("startup_s"),
             last_ready=int(data.get("last_ready", 0)),
+            first_seen=data.get("first_seen"),
+            saturated_since=data.get("saturated_since"),
         )
 
     def but(self, **changes: Any) -> PolicyState:

@@ -4,8 +4,9 @@ With R ready replicas, C = R + starting, mean KV-cache usage k of the ready repl
 q requests waiting (gateway pending + engine queues):
 
     saturated <=> R > 0 and (k >= kv_usage_guard or q / R >= queue_guard_per_replica)
-    guard     =  C + 1   if saturated and nothing is starting
-                 C       if saturated and a replica is already starting (no cascade)
+    sustained <=> saturated at every call for the last `panic_window_s` (not a blip)
+    guard     =  C + 1   if sustained and nothing is starting
+                 C       if sustained and a replica is already starting (no cascade)
                  0       otherwise (no floor)
 
 The queue target sizes for the average request; the guard catches what it misses (long
@@ -27,8 +28,18 @@ def saturated(settings: AutoscalingSettings, ctx: PolicyContext) -> bool:
     )
 
 
-def guard_floor(settings: AutoscalingSettings, ctx: PolicyContext) -> int:
-    """The fewest replicas the guard allows (formula in the module docstring)."""
+def saturated_since(
+    settings: AutoscalingSettings, ctx: PolicyContext, since: float | None
+) -> float | None:
+    """When the current run of saturated calls began (None: not saturated now)."""
     if not saturated(settings, ctx):
+        return None
+    return ctx.now if since is None else since
+
+
+def guard_floor(settings: AutoscalingSettings, ctx: PolicyContext, since: float | None) -> int:
+    """The fewest replicas the guard allows (formula in the module docstring); `since`
+    from `saturated_since`, this call included."""
+    if since is None or ctx.now - since < settings.panic_window_s:
         return 0
     return ctx.capacity + 1 if ctx.starting == 0 else ctx.capacity

@@ -1,8 +1,9 @@
 """From the replicas demand asks for to the replicas the deployment gets.
 
 With C = ready + starting replicas (starting ones are capacity: no cascade), D the
-replicas asked for (demand and guard), M the peak of ongoing requests over the stable
-window, T the target per replica, and bounds [lo, hi] where lo = max(min_replicas, 1):
+replicas asked for (demand and guard), M the peak of the stable-window load (in
+replicas) over the hold window (`autoscaler.policy.hold_window_s`), and bounds [lo, hi] where
+lo = max(min_replicas, 1):
 
     wake-up       C = 0 and ongoing > 0                 -> max(1, min(D, hi))   (at once)
     scale up      D > C                                 -> min(D, hi)           (at once)
@@ -10,7 +11,7 @@ window, T the target per replica, and bounds [lo, hi] where lo = max(min_replica
                   and now - last_up   >= scale_down_delay_s
                   and now - last_down >= scale_down_interval_s
                   and not in panic
-                  and M <= scale_down_headroom * T * (C - 1)
+                  and M <= scale_down_headroom * (C - 1)
                                                         -> C - 1                (one at a time)
     to zero       min_replicas = 0, C = 1, nothing ongoing for scale_to_zero_idle_s
                                                         -> 0
@@ -68,9 +69,7 @@ def stabilize(
             return Step(current, "hold: scale-down interval")
         if ctx.now < state.panic_until:
             return Step(current, "hold: panic")
-        if window_peak > settings.scale_down_headroom * settings.target_ongoing_per_replica * (
-            current - 1
-        ):
+        if window_peak > settings.scale_down_headroom * (current - 1):
             return Step(current, "hold: no headroom for one fewer")
         return Step(current - 1, "scale down")
     return Step(current, "steady")

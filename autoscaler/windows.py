@@ -15,11 +15,20 @@ from collections.abc import Sequence
 
 from autoscaler.context import Sample
 
+#: Samples closer together than this are merged (the larger kept): Serve's control loop
+#: runs every 0.1 s, and one sample a second is plenty for windows of seconds to minutes.
+SAMPLE_SPACING_S = 1.0
+
 
 def keep(samples: Sequence[Sample], sample: Sample, horizon_s: float) -> tuple[Sample, ...]:
-    """`samples` plus `sample`, without those older than `horizon_s` before it."""
+    """`samples` plus `sample`, without those older than `horizon_s` before it; a sample
+    within `SAMPLE_SPACING_S` of the newest is merged into it (max of the two)."""
     cutoff = sample[0] - horizon_s
-    return (*(s for s in samples if s[0] > cutoff), sample)
+    kept = [s for s in samples if s[0] > cutoff]
+    if kept and sample[0] - kept[-1][0] < SAMPLE_SPACING_S:
+        kept[-1] = (kept[-1][0], max(kept[-1][1], sample[1]))
+        return tuple(kept)
+    return (*kept, sample)
 
 
 def window(samples: Sequence[Sample], now: float, width_s: float) -> list[Sample]:

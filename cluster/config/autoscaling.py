@@ -23,10 +23,17 @@ class AutoscalingSettings(BaseModel):
     )
     max_replicas: int = Field(default=8, ge=1, description="most replicas")
     target_ongoing_per_replica: float = Field(
-        default=32.0,
+        default=192.0,
         gt=0,
         description="queue-depth target: ongoing (running + waiting) requests one replica "
-        "serves within its latency objective",
+        "serves within its latency objective (default: 3/4 of vLLM's max_num_seqs 256)",
+    )
+    target_prompt_tokens_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="prefill target: prompt tokens per second one replica takes within its "
+        "TTFT objective (about 0.6 x its measured prefill throughput); null: sized by the "
+        "queue alone",
     )
     stable_window_s: float = Field(
         default=60.0, gt=0, description="window whose mean demand sizes the deployment"

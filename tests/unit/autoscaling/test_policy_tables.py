@@ -10,8 +10,8 @@ import pytest
 from autoscaler import startup, windows
 from autoscaler.context import PolicyContext, PolicyState
 from autoscaler.policy import decide
-from autoscaler.policy_demand import estimate
-from autoscaler.policy_guard import guard_floor
+from autoscaler.policy_demand import estimate, load
+from autoscaler.policy_guard import guard_floor, saturated_since
 from autoscaler.stabilizer import stabilize
 from cluster.config.autoscaling import AutoscalingSettings
 
@@ -32,6 +32,29 @@ def flat(level: float, until: float = 100.0, step: float = 1.0) -> tuple[tuple[f
 
 def ramp(rate: float, until: float = 100.0) -> tuple[tuple[float, float], ...]:
     return tuple((float(t), rate * t) for t in range(int(until) + 1))
+
+
+BURST = flat(0, until=93) + tuple((float(t), 8.0) for t in range(95, 101))
+
+
+# ---- load in replicas: queue term and prefill term --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt_target", "ongoing", "prompt_rate", "load_"),
+    [
+        (None, 25, 1e9, 2.5),  # no prefill target: the queue alone (25 / 10)
+        (1000.0, 25, 500.0, 2.5),  # queue-bound
+        (1000.0, 5, 4000.0, 4.0),  # prefill-bound: few ongoing, long prompts
+        (1000.0, 0, 0.0, 0.0),
+    ],
+)
+def test_load(prompt_target, ongoing, prompt_rate, load_) -> None:
+    settings = S.model_copy(update={"target_prompt_tokens_per_s": prompt_target})
+    ctx = PolicyContext(
+        now=0, ready=1, starting=0, ongoing=ongoing, prompt_tokens_per_s=prompt_rate
+    )
+    assert load(settings, ctx) == pytest.approx(load_)
 
 
 # ---- windows ---------------------------------------------------------------------------
@@ -61,38 +84,49 @@ def test_keep_drops_samples_older_than_the_horizon() -> None:
 
 
 @pytest.mark.parametrize(
-    ("samples", "capacity", "lead", "stable", "panic", "replicas"),
+    ("samples", "means", "capacity", "lead", "stable", "panic", "replicas"),
     [
-        # flat 20 ongoing, target 10: 2 replicas, no trend, no panic
-        (flat(20), 2, 100, 2, False, 2),
-        # flat 25: ceil(2.5) = 3
-        (flat(25), 2, 100, 3, False, 3),
-        # ramp 0.2 req/s: S = 14.1, P = 19.5, F = 14.1 + 0.2 * (30 + 100) = 40.1, capped at
-        # 2 x max(S, P) = 39 -> 4 replicas ahead of the demand
-        (ramp(0.2), 1, 100, 4, False, 4),
-        # same ramp, no lead time: F = 14.1 + 0.2 * 30 = 20.1 -> 3
-        (ramp(0.2), 1, 0, 3, False, 3),
-        # steep ramp: forecast capped at 2 x max(S, P) = 2 x 97.5 = 195 -> 20
-        (ramp(1.0), 10, 1000, 20, False, 20),
-        # a burst in the last 6 s: P = 80 >= 2 x 1 x 10 -> panic, 8 replicas (the stable
-        # window says 4: S = 8.1 and its trend projects 30.8)
-        (flat(0, until=93) + tuple((float(t), 80.0) for t in range(95, 101)), 1, 0, 4, True, 8),
-        # the same burst with 4 replicas of capacity: 80 >= 2 x 4 x 10 -> panic at 80
-        (flat(0, until=93) + tuple((float(t), 80.0) for t in range(95, 101)), 4, 0, 4, True, 8),
-        # with 5 replicas: 80 < 100 -> no panic, the stable window answers
-        (flat(0, until=93) + tuple((float(t), 80.0) for t in range(95, 101)), 5, 0, 4, False, 4),
+        # flat load of 2 replicas: 2, no trend, no panic
+        (flat(2.0), flat(2.0), 2, 100, 2, False, 2),
+        # flat 2.5: ceil -> 3
+        (flat(2.5), (), 2, 100, 3, False, 3),
+        # ramp 0.02 replicas/s: S = 1.41, Pn = 1.95, F = 1.41 + 0.02 * (30 + 100) = 4.01,
+        # capped at 2 x S = 2.82 -> 3 replicas ahead of the load (S alone says 2)
+        (ramp(0.02), ramp(0.02), 1, 100, 3, False, 3),
+        # same ramp, no lead time: F = 1.41 + 0.02 * 30 = 2.01 -> 3
+        (ramp(0.02), ramp(0.02), 1, 0, 3, False, 3),
+        # same ramp, no trend history yet (means empty): S = 1.41 -> 2
+        (ramp(0.02), (), 1, 100, 2, False, 2),
+        # steep ramp: S = 7.05, forecast capped at 2 x S = 14.1 -> 15; Pn = 9.75 -> 10
+        (ramp(0.1), ramp(0.1), 10, 1000, 15, False, 15),
+        # a burst in the last 6 s: Pn = 8 >= 2 x 1 -> panic; sized to the burst: 8
+        (BURST, (), 1, 0, 1, True, 8),
+        # the same burst with 4 replicas of capacity: 8 >= 2 x 4 -> panic
+        (BURST, (), 4, 0, 1, True, 8),
+        # with 5 replicas: 8 < 10 -> no panic (no scale-down hold), still sized to the burst
+        (BURST, (), 5, 0, 1, False, 8),
+        # a dip in the last 6 s changes nothing
+        (
+            flat(3.0, until=93) + tuple((float(t), 2.0) for t in range(95, 101)),
+            (),
+            3,
+            0,
+            3,
+            False,
+            3,
+        ),
     ],
 )
-def test_demand_windows(samples, capacity, lead, stable, panic, replicas) -> None:
-    got = estimate(S, samples, 100.0, capacity, lead)
+def test_demand_windows(samples, means, capacity, lead, stable, panic, replicas) -> None:
+    got = estimate(S, samples, means, 100.0, capacity, lead)
     assert got.stable_replicas == stable
     assert got.panic is panic
     assert got.replicas == replicas
 
 
 def test_falling_trend_is_not_projected() -> None:
-    falling = tuple((float(t), 100.0 - t) for t in range(101))
-    got = estimate(S, falling, 100.0, 10, 1000)
+    falling = tuple((float(t), 10.0 - 0.1 * t) for t in range(101))
+    got = estimate(S, falling, falling, 100.0, 10, 1000)
     assert got.forecast == pytest.approx(got.stable_mean)
 
 
@@ -100,21 +134,32 @@ def test_falling_trend_is_not_projected() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ready", "starting", "waiting", "kv", "floor"),
+    ("ready", "starting", "waiting", "kv", "since", "floor"),
     [
-        (2, 0, 0, 0.5, 0),  # not saturated
-        (2, 0, 0, 0.8, 3),  # KV at the guard: one more
-        (2, 0, 10, 0.1, 3),  # 5 waiting per ready replica: one more
-        (2, 0, 9, 0.1, 0),  # 4.5 per replica: fine
-        (2, 1, 10, 0.9, 3),  # saturated but one starting: hold at capacity (no cascade)
-        (0, 2, 50, 0.0, 0),  # nothing ready: the guard has no reading
+        (2, 0, 0, 0.5, None, 0),  # not saturated
+        (2, 0, 0, 0.8, 90.0, 3),  # KV at the guard for 10 s: one more
+        (2, 0, 10, 0.1, 90.0, 3),  # 5 waiting per ready replica for 10 s: one more
+        (2, 0, 10, 0.1, 97.0, 0),  # saturated for only 3 s (< panic window 6 s): a blip
+        (2, 0, 9, 0.1, None, 0),  # 4.5 per replica: fine
+        (2, 1, 10, 0.9, 90.0, 3),  # saturated but one starting: hold at capacity (no cascade)
+        (0, 2, 50, 0.0, None, 0),  # nothing ready: the guard has no reading
     ],
 )
-def test_guard(ready, starting, waiting, kv, floor) -> None:
+def test_guard(ready, starting, waiting, kv, since, floor) -> None:
     ctx = PolicyContext(
-        now=0, ready=ready, starting=starting, ongoing=0, waiting=waiting, kv_usage=kv
+        now=100.0, ready=ready, starting=starting, ongoing=0, waiting=waiting, kv_usage=kv
     )
-    assert guard_floor(S, ctx) == floor
+    run_since = saturated_since(S, ctx, since)
+    assert (run_since is None) == (since is None)
+    assert guard_floor(S, ctx, run_since) == floor
+
+
+def test_guard_run_starts_at_the_first_saturated_call() -> None:
+    hot = PolicyContext(now=50.0, ready=1, starting=0, ongoing=0, waiting=9)
+    assert saturated_since(S, hot, None) == 50.0
+    assert saturated_since(S, hot, 40.0) == 40.0
+    cool = PolicyContext(now=50.0, ready=1, starting=0, ongoing=0, waiting=0)
+    assert saturated_since(S, cool, 40.0) is None
 
 
 # ---- stabilizer: bounds, scale up, one-at-a-time scale down, zero, wake-up ---------------
@@ -126,20 +171,30 @@ BUSY = PolicyState(last_busy=1000.0)
 @pytest.mark.parametrize(
     ("settings", "ready", "starting", "ongoing", "state", "wanted", "peak", "out", "reason"),
     [
-        (S, 2, 0, 30, PolicyState(), 4, 30, 4, "scale up"),
-        (S, 2, 0, 30, PolicyState(), 40, 30, 10, "scale up"),  # max_replicas
-        (S, 10, 0, 30, PolicyState(), 11, 30, 10, "steady"),  # at max
+        (S, 2, 0, 30, PolicyState(), 4, 3, 4, "scale up"),
+        (S, 2, 0, 30, PolicyState(), 40, 3, 10, "scale up"),  # max_replicas
+        (S, 10, 0, 30, PolicyState(), 11, 3, 10, "steady"),  # at max
         (S, 12, 0, 30, PolicyState(), 1, 0, 10, "above max_replicas"),
-        (S, 2, 2, 30, PolicyState(), 4, 30, 4, "steady"),  # cascade: starting counts
-        (S, 2, 1, 30, PolicyState(), 4, 30, 4, "scale up"),  # only the missing one
+        (S, 2, 2, 30, PolicyState(), 4, 3, 4, "steady"),  # cascade: starting counts
+        (S, 2, 1, 30, PolicyState(), 4, 3, 4, "scale up"),  # only the missing one
         # scale down: one at a time, with headroom, after the delays
-        (S, 4, 0, 5, PolicyState(), 1, 5, 3, "scale down"),
-        (S, 4, 0, 5, PolicyState(last_up=900.0), 1, 5, 4, "hold: scale-down delay after scale-up"),
-        (S, 4, 0, 5, PolicyState(last_down=990.0), 1, 5, 4, "hold: scale-down interval"),
-        (S, 4, 0, 5, PolicyState(panic_until=1010.0), 1, 5, 4, "hold: panic"),
-        # peak 25 > 0.8 x 10 x 3 = 24: three replicas would have no headroom
-        (S, 4, 0, 5, PolicyState(), 1, 25, 4, "hold: no headroom for one fewer"),
-        (S, 4, 0, 5, PolicyState(), 1, 24, 3, "scale down"),
+        (S, 4, 0, 5, PolicyState(), 1, 0.5, 3, "scale down"),
+        (
+            S,
+            4,
+            0,
+            5,
+            PolicyState(last_up=900.0),
+            1,
+            0.5,
+            4,
+            "hold: scale-down delay after scale-up",
+        ),
+        (S, 4, 0, 5, PolicyState(last_down=990.0), 1, 0.5, 4, "hold: scale-down interval"),
+        (S, 4, 0, 5, PolicyState(panic_until=1010.0), 1, 0.5, 4, "hold: panic"),
+        # peak 2.5 > 0.8 x 3 = 2.4: three replicas would have no headroom
+        (S, 4, 0, 5, PolicyState(), 1, 2.5, 4, "hold: no headroom for one fewer"),
+        (S, 4, 0, 5, PolicyState(), 1, 2.4, 3, "scale down"),
         (S, 1, 0, 0, PolicyState(), 0, 0, 1, "steady"),  # min_replicas 1
         (S, 0, 0, 0, PolicyState(), 0, 0, 1, "idle at zero"),  # below min -> min
         # scale to zero after the idle time, and wake-up
@@ -147,9 +202,9 @@ BUSY = PolicyState(last_busy=1000.0)
         (Z, 1, 0, 0, PolicyState(last_busy=800.0), 0, 0, 1, "steady"),  # idle 200 s < 300
         (Z, 1, 0, 0, PolicyState(), 0, 0, 0, "scale to zero"),  # never busy
         (Z, 0, 0, 0, BUSY, 0, 0, 0, "idle at zero"),
-        (Z, 0, 0, 1, BUSY, 1, 1, 1, "wake-up"),
-        (Z, 0, 0, 35, BUSY, 4, 35, 4, "wake-up"),
-        (Z, 0, 1, 35, BUSY, 4, 35, 4, "scale up"),  # one already starting: 3 more
+        (Z, 0, 0, 1, BUSY, 1, 0.1, 1, "wake-up"),
+        (Z, 0, 0, 35, BUSY, 4, 3.5, 4, "wake-up"),
+        (Z, 0, 1, 35, BUSY, 4, 3.5, 4, "scale up"),  # one already starting: 3 more
     ],
 )
 def test_stabilizer(settings, ready, starting, ongoing, state, wanted, peak, out, reason) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks and their harnesses; tooling, never imported by the product."""
