@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+#: The `--policy` names of `modelyard bench autoscale` (plus `fixed:N`).
+POLICY_NAMES = ("modelyard", "ray-default", "hpa", "kpa", "saturation")
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicaLoad:

@@ -11,14 +11,13 @@ from collections.abc import Callable
 
 from bench.autoscale.fleet import ReplicaShape
 from bench.autoscale.modelyard_policy import ModelyardPolicy
-from bench.autoscale.observation import Observation, ScalingPolicy
+from bench.autoscale.observation import POLICY_NAMES, Observation, ScalingPolicy
 from cluster.config.autoscaling import AutoscalingSettings
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import GpuKind
 from cluster.errors import ConfigError
 from deployments.engines.sim.timing import PerformanceModel
 
-POLICY_NAMES = ("modelyard", "ray-default", "hpa", "kpa", "saturation")
 
 
 def replica_shape(
