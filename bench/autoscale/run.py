@@ -19,7 +19,6 @@ from cluster.errors import ConfigError
 from deployments.engines.sim.timing import PerformanceModel
 
 
-
 def replica_shape(
     model: str, gpu: GpuKind, max_num_seqs: int = 256, budget_tokens: int = 2048
 ) -> ReplicaShape:

@@ -105,3 +105,8 @@ class AutoscalingSettings(BaseModel):
                 f"stable_window_s ({self.stable_window_s})"
             )
         return self
+
+
+#: The import path Ray Serve loads the policy from (`autoscaler.serve_adapter`); set by
+#: `deployments` on every autoscaled model deployment, so neither package imports the other.
+SERVE_POLICY = "autoscaler.serve_adapter:ModelyardServePolicy"
