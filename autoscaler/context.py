@@ -25,6 +25,7 @@ class PolicyContext:
     - `waiting`: requests not yet running (gateway pending + engine queues).
     - `kv_usage`: mean KV-cache usage of the ready replicas in [0, 1].
     - `prompt_tokens_per_s`: prompt tokens arriving at the gateway per second (recent).
+    - `recent_ttft_s`: mean time to first token of the ready replicas' recent requests.
     """
 
     now: float
@@ -34,6 +35,7 @@ class PolicyContext:
     waiting: float = 0.0
     kv_usage: float = 0.0
     prompt_tokens_per_s: float = 0.0
+    recent_ttft_s: float = 0.0
 
     @property
     def capacity(self) -> int:
@@ -57,6 +59,8 @@ class PolicyState:
     - `last_ready`: ready replicas at the previous call.
     - `first_seen`: the time of the first call (windows are trusted once they are full).
     - `saturated_since`: since when the saturation guard's condition has held.
+    - `calibration`, `calibrated_at`: the load model's correction factor and when the
+      guard last set it (`autoscaler.calibration`).
     """
 
     samples: tuple[Sample, ...] = ()
@@ -70,6 +74,8 @@ class PolicyState:
     last_ready: int = 0
     first_seen: float | None = None
     saturated_since: float | None = None
+    calibration: float = 1.0
+    calibrated_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +90,8 @@ class PolicyState:
             "last_ready": self.last_ready,
             "first_seen": self.first_seen,
             "saturated_since": self.saturated_since,
+            "calibration": self.calibration,
+            "calibrated_at": self.calibrated_at,
         }
 
     @classmethod
@@ -103,6 +111,8 @@ class PolicyState:
             last_ready=int(data.get("last_ready", 0)),
             first_seen=data.get("first_seen"),
             saturated_since=data.get("saturated_since"),
+            calibration=float(data.get("calibration", 1.0)),
+            calibrated_at=data.get("calibrated_at"),
         )
 
     def but(self, **changes: Any) -> PolicyState:

@@ -10,8 +10,9 @@ One call per control-loop tick:
 3. replicas the demand asks for: stable window with the rising trend projected over the
    lead time (once half a hold window has been observed), and the panic window
    (`autoscaler.policy_demand`);
-4. the saturation guard's floor on sustained KV usage or queue (`autoscaler.policy_guard`):
-   D = max(demand, guard);
+4. the saturation guard's floor on sustained KV usage, queue or late first tokens
+   (`autoscaler.policy_guard`): D = max(demand, guard); a replica the guard adds also
+   corrects the load model (`autoscaler.calibration`), which scales every load in 3 and 5;
 5. bounds, wake-up, one-at-a-time scale-down with headroom over the peak stable-window
    load of the hold window (`hold_window_s`; no scale-down before one whole hold window
    has been observed), scale to zero (`autoscaler.stabilizer`);
@@ -24,7 +25,7 @@ benchmark (`bench.autoscale`) calls it directly.
 
 from __future__ import annotations
 
-from autoscaler import startup, windows
+from autoscaler import calibration, startup, windows
 from autoscaler.context import Decision, PolicyContext, PolicyState
 from autoscaler.policy_demand import estimate, load
 from autoscaler.policy_guard import guard_floor, saturated_since
@@ -54,7 +55,8 @@ def decide(settings: AutoscalingSettings, ctx: PolicyContext, state: PolicyState
     state = state.but(samples=samples, means=means)
     observed = ctx.now - first_seen
     trend_means = means if observed >= horizon / 2 else ()
-    demand = estimate(settings, samples, trend_means, ctx.now, ctx.capacity, lead)
+    k = calibration.current(settings, state, ctx.now)
+    demand = estimate(settings, samples, trend_means, ctx.now, ctx.capacity, lead, k)
     since = saturated_since(settings, ctx, state.saturated_since)
     state = state.but(saturated_since=since)
     guard = guard_floor(settings, ctx, since)
@@ -62,9 +64,11 @@ def decide(settings: AutoscalingSettings, ctx: PolicyContext, state: PolicyState
     if demand.panic:
         state = state.but(panic_until=ctx.now + settings.stable_window_s)
     # Until a whole hold window has been observed, nothing says the load will not return.
-    peak = windows.peak(means, ctx.now, horizon) if observed >= horizon else float("inf")
+    peak = windows.peak(means, ctx.now, horizon) * k if observed >= horizon else float("inf")
     step = stabilize(settings, ctx, state, wanted, peak)
     current = ctx.capacity
+    if step.replicas > current and guard > demand.replicas:
+        state = calibration.learn(settings, state, ctx.now, current, stable)
     if step.replicas > current:
         state = startup.launched(state, ctx.now, step.replicas - current).but(last_up=ctx.now)
     elif step.replicas < current:

@@ -70,13 +70,15 @@ def estimate(
     now: float,
     capacity: int,
     lead_s: float,
+    calibration: float = 1.0,
 ) -> DemandEstimate:
     """The window formulas of the module docstring over `samples` (loads) and `means`
-    (past stable means, the newest included) at `now`."""
+    (past stable means, the newest included) at `now`, every load times `calibration`
+    (`autoscaler.calibration`)."""
     width = settings.stable_window_s
-    stable = windows.mean(samples, now, width)
-    panic_mean = windows.mean(samples, now, settings.panic_window_s)
-    trend = max(windows.slope(means, now, float("inf")), 0.0) if means else 0.0
+    stable = windows.mean(samples, now, width) * calibration
+    panic_mean = windows.mean(samples, now, settings.panic_window_s) * calibration
+    trend = max(windows.slope(means, now, float("inf")), 0.0) * calibration if means else 0.0
     forecast = min(
         stable + trend * (width / 2 + lead_s),
         settings.max_lead_factor * stable,

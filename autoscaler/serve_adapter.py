@@ -14,7 +14,8 @@ From the context to `autoscaler.context.PolicyContext`:
 - ongoing = `total_num_requests` (running + queued at replicas + queued at the gateway's
   handles: the gateway's pending requests), averaged by Serve over `look_back_period_s`;
 - waiting = sum of the replicas' `waiting` + `total_queued_requests` (handle queues);
-- kv_usage = mean of the replicas' `kv_usage`; prompt_tokens_per_s = sum of theirs
+- kv_usage = mean of the replicas' `kv_usage`; recent_ttft_s = mean of their
+  `recent_ttft_s` (replicas without one left out); prompt_tokens_per_s = sum of theirs
   (`cluster.engine.signals`, reported by `ModelReplica.record_autoscaling_stats`);
 - now = `current_time`.
 
@@ -49,6 +50,7 @@ def context_from_serve(ctx: Any) -> PolicyContext:
     metrics = ctx.aggregated_metrics
     ready = int(ctx.current_num_replicas)
     kv = _values(metrics, ReplicaSignal.KV_USAGE)
+    ttft = [v for v in _values(metrics, ReplicaSignal.RECENT_TTFT_S) if v > 0]
     queued = float(ctx.total_queued_requests or 0.0)
     return PolicyContext(
         now=float(ctx.current_time),
@@ -58,6 +60,7 @@ def context_from_serve(ctx: Any) -> PolicyContext:
         waiting=sum(_values(metrics, ReplicaSignal.WAITING)) + queued,
         kv_usage=sum(kv) / len(kv) if kv else 0.0,
         prompt_tokens_per_s=sum(_values(metrics, ReplicaSignal.PROMPT_TOKENS_PER_S)),
+        recent_ttft_s=sum(ttft) / len(ttft) if ttft else 0.0,
     )
 
 

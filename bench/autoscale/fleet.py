@@ -70,6 +70,7 @@ class Replica:
     sum_prompt_dec: int = 0
     sum_d0: float = 0.0
     prefill_tokens: int = 0
+    ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=32))
 
     @property
     def running(self) -> int:
@@ -85,6 +86,10 @@ class Replica:
     @property
     def ongoing(self) -> int:
         return self.running + len(self.waiting)
+
+    def recent_ttft_s(self) -> float:
+        """Mean time to first token of the last 32 requests (what the replica reports)."""
+        return sum(self.ttfts) / len(self.ttfts) if self.ttfts else 0.0
 
     def kv_usage(self) -> float:
         dec = self.sum_prompt_dec + len(self.decoding) * self.counter - self.sum_d0
@@ -177,6 +182,7 @@ class Replica:
             self.prefill.popleft()
             frac = min(1.0, used / capacity)
             req.first = t0 + frac * span
+            self.ttfts.append(req.first - req.arrival)
             if req.output <= 1:
                 self._finish(req, req.first, finished)
                 continue

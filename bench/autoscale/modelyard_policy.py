@@ -31,6 +31,7 @@ class ModelyardPolicy:
             waiting=float(obs.waiting),
             kv_usage=obs.mean_kv_usage,
             prompt_tokens_per_s=obs.prompt_tokens_per_s,
+            recent_ttft_s=obs.recent_ttft_s,
         )
         decision = decide(self.settings, ctx, self._state)
         self._state = decision.state

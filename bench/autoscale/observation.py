@@ -21,6 +21,7 @@ class ReplicaLoad:
     running: int
     waiting: int
     kv_usage: float
+    recent_ttft_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,11 @@ class Observation:
     @property
     def waiting(self) -> int:
         return self.gateway_pending + sum(r.waiting for r in self.ready)
+
+    @property
+    def recent_ttft_s(self) -> float:
+        values = [r.recent_ttft_s for r in self.ready if r.recent_ttft_s > 0]
+        return sum(values) / len(values) if values else 0.0
 
     @property
     def mean_kv_usage(self) -> float:

@@ -96,7 +96,10 @@ class _Fleet:
 
 
 def _observe(now: float, fleet: _Fleet, pending: deque[Request], prompt_rate: float) -> Observation:
-    ready = tuple(ReplicaLoad(*r.vllm_counts(), r.kv_usage()) for r in fleet.by_state("ready"))
+    ready = tuple(
+        ReplicaLoad(*r.vllm_counts(), r.kv_usage(), r.recent_ttft_s())
+        for r in fleet.by_state("ready")
+    )
     draining = sum(r.ongoing for r in fleet.by_state("draining"))
     return Observation(
         now=now,

@@ -41,13 +41,17 @@ def prefill_tokens_per_s(shape: ReplicaShape) -> float:
     return shape.budget_tokens / shape.perf.prefill_time(shape.budget_tokens)
 
 
-def modelyard_settings(shape: ReplicaShape, startup_s: float) -> AutoscalingSettings:
+def modelyard_settings(
+    shape: ReplicaShape, startup_s: float, ttft_slo_s: float = 2.0
+) -> AutoscalingSettings:
     """modelyard's settings for this replica: the two targets from the replica's shape
     (`BATCH_UTILIZATION` of its batch, `PREFILL_UTILIZATION` of its prefill throughput),
-    every other constant at its documented default."""
+    the TTFT guard at half the TTFT objective, every other constant at its documented
+    default."""
     return AutoscalingSettings(
         target_ongoing_per_replica=BATCH_UTILIZATION * shape.max_num_seqs,
         target_prompt_tokens_per_s=PREFILL_UTILIZATION * prefill_tokens_per_s(shape),
+        ttft_guard_s=ttft_slo_s / 2,
         startup_s=startup_s,
     )
 

@@ -59,6 +59,21 @@ class AutoscalingSettings(BaseModel):
         description="saturation guard: engine-waiting requests per ready replica at or above this "
         "adds one",
     )
+    ttft_guard_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="saturation guard: the ready replicas' recent mean time to first token at "
+        "or above this adds one (e.g. half the TTFT objective); null: off",
+    )
+    max_calibration: float = Field(
+        default=4.0,
+        ge=1.0,
+        description="the guard's evidence may scale the load model up to this factor "
+        "(autoscaler.calibration); 1 turns calibration off",
+    )
+    calibration_half_life_s: float = Field(
+        default=1800.0, gt=0, description="the calibration fades back to 1 with this half-life"
+    )
     startup_s: float = Field(
         default=180.0,
         ge=0,

@@ -96,13 +96,13 @@ class RayDefault:
             return int(cold)
         previous = dict(ctx.policy_state)
         desired, _user_state = replica_queue_length_autoscaling_policy(ctx)
-        scaled = _apply_scaling_factors(desired, ctx.current_num_replicas, ctx.config)
+        scaled = _apply_scaling_factors(desired, ctx.current_num_replicas, self.config)
         if ctx.current_num_replicas == 0 and scaled > 0:
             return int(scaled)
         final, state = _apply_delay_logic(
             max(0, scaled),
             ctx.target_num_replicas,
-            ctx.config,
+            self.config,
             _extract_internal_policy_state(previous),
             _now=now,
         )

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from autoscaler import startup, windows
+from autoscaler import calibration, startup, windows
 from autoscaler.context import PolicyContext, PolicyState
 from autoscaler.policy import decide
 from autoscaler.policy_demand import estimate, load
@@ -292,3 +292,29 @@ def test_state_round_trips_through_a_dict() -> None:
     )
     assert PolicyState.from_dict(state.to_dict()) == state
     assert PolicyState.from_dict({}) == PolicyState()
+
+
+# ---- calibration: the guard's evidence corrects the load model ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "capacity", "stable", "after"),
+    [
+        (1.0, 4, 2.5, 2.0),  # 4 saturated at load 2.5: 5 / 2.5 = 2
+        (2.5, 4, 2.5, 2.5),  # weaker evidence never lowers it
+        (1.0, 9, 1.0, 4.0),  # capped at max_calibration
+        (1.0, 2, 0.0, 4.0),  # saturated with no load measured: the cap
+    ],
+)
+def test_calibration_learns_from_the_guard(before, capacity, stable, after) -> None:
+    state = PolicyState(calibration=before, calibrated_at=100.0)
+    learned = calibration.learn(S, state, 100.0, capacity, stable)
+    assert learned.calibration == pytest.approx(after)
+    assert calibration.current(S, learned, 100.0) == pytest.approx(after)
+
+
+def test_calibration_fades_with_its_half_life() -> None:
+    state = PolicyState(calibration=3.0, calibrated_at=0.0)
+    assert calibration.current(S, state, S.calibration_half_life_s) == pytest.approx(2.0)
+    assert calibration.current(S, state, 2 * S.calibration_half_life_s) == pytest.approx(1.5)
+    assert calibration.current(S, PolicyState(), 50.0) == 1.0
