@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import InvalidRequest
+from deployments.autoscaling_signals import ReplicaSignals
 from deployments.model_deployment import ModelReplica
 
 
@@ -41,6 +42,7 @@ def replica(engine: ScriptedEngine) -> ModelReplica:
     instance = _Replica.__new__(_Replica)
     instance._engine = engine  # type: ignore[assignment]
     instance._replica_id = "r0"
+    instance._signals = ReplicaSignals()
     return instance
 
 
