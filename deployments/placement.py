@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cluster.config.settings import PlacementConfig, ServedModel
-from cluster.placement_plan import PlacementPlan
+from cluster.config.settings import RoutingConfig, ServedModel
+from cluster.placement import PlacementPlan
 from deployments.autoscaling import autoscaling_config
 from deployments.routing.config import request_router_config
 
@@ -41,14 +41,14 @@ def max_ongoing_requests(model: ServedModel) -> int:
 
 
 def replica_options(
-    model: ServedModel, plan: PlacementPlan, placement: PlacementConfig | None = None
+    model: ServedModel, plan: PlacementPlan, routing: RoutingConfig | None = None
 ) -> dict[str, Any]:
     """Keyword arguments for `Deployment.options(...)` of one model's deployment.
 
-    Requests are placed by modelyard's request router (`deployments.request_router`)
-    configured from `placement` (default settings when None). A model with
-    `autoscaling` gets Serve's `autoscaling_config` (`deployments.autoscaling`) instead of
-    a fixed `num_replicas`.
+    Requests are placed by modelyard's request router (`deployments.routing.request_router`)
+    configured from `routing` (default settings when None). A model with `autoscaling`
+    gets Serve's `autoscaling_config` (`deployments.autoscaling`) instead of a fixed
+    `num_replicas`.
     """
     options: dict[str, Any] = {
         "name": model.deployment_name,
@@ -59,7 +59,7 @@ def replica_options(
         "health_check_timeout_s": 30.0,
         "graceful_shutdown_timeout_s": 20.0,
         "graceful_shutdown_wait_loop_s": 0.5,
-        "request_router_config": request_router_config(model, placement or PlacementConfig()),
+        "request_router_config": request_router_config(model, routing or RoutingConfig()),
     }
     autoscaling = autoscaling_config(model.deployment)
     if autoscaling is None:

@@ -1,4 +1,5 @@
-"""`modelyard bench autoscale`: arguments and the run (imported lazily by cluster/cli).
+"""`modelyard bench autoscale`: the run (its arguments are `cluster.cli.bench_autoscale`,
+which imports this inside the handler).
 
     modelyard bench autoscale --arrivals FILE [--policy NAME ...] [--startup-s 180]
         [--scale X] [--speedup] [--json] [--plot PNG] [--model ID] [--gpu h100]
@@ -14,52 +15,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from bench.autoscale.observation import POLICY_NAMES
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--arrivals", type=Path, required=True, help="Azure 2023 trace CSV or Mooncake JSONL"
-    )
-    p.add_argument(
-        "--policy",
-        action="append",
-        default=None,
-        help=f"repeatable: {', '.join(POLICY_NAMES)} or fixed:N (default: all five)",
-    )
-    p.add_argument(
-        "--startup-s",
-        type=float,
-        default=180.0,
-        help="replica start-up time in seconds (weights loading)",
-    )
-    p.add_argument("--scale", type=float, default=1.0, help="multiply the arrival rate")
-    p.add_argument(
-        "--speedup",
-        action="store_true",
-        help="coarser replay step (1 s instead of 0.5 s): about twice as fast",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--plot", type=Path, default=None, help="write a PNG of load vs replicas")
-    p.add_argument("--model", default="qwen/qwen3-coder-flash", help="catalog model to simulate")
-    p.add_argument("--gpu", default="h100", choices=["h100", "h200", "a100"])
-    p.add_argument("--min-replicas", type=int, default=1)
-    p.add_argument("--max-replicas", type=int, default=16)
-    p.add_argument(
-        "--warmup-s",
-        type=float,
-        default=600.0,
-        help="seconds replayed but not counted (every policy starts equal)",
-    )
-    p.add_argument(
-        "--timeout-s",
-        type=float,
-        default=60.0,
-        help="a request without a first token after this long gives up",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of --scale's copies")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cluster.engine.types import FinishReason, Usage
+from cluster.api.usage import FinishReason, Usage
 from cluster.errors import ModelyardError
 
 

@@ -17,9 +17,10 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from cluster.config.loader import default_config_path, field_path, load_config
+from cluster.config.loader import default_config_path, load_config
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ConfigError, ModelyardError
+from cluster.field_paths import field_path
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
         update = {key: value for key, value in overrides.items() if value is not None}
         if update:
             config = _with_gateway(config, update)
-        from cluster.cli.local_cluster import LocalCluster
-        from cluster.placement_plan import plan_for
+        from cluster.placement import plan_for
+        from deployments.launcher import LocalCluster
 
         cluster = LocalCluster(config, progress=_say)
         plans = [(model, plan_for(model, config.ray)) for model in cluster.served]

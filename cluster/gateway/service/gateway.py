@@ -1,0 +1,325 @@
+"""`GatewayService`: the one core behind every front door (HTTP now, gRPC later).
+
+A request runs: observe (metrics + span) → resolve the model name → check `max_tokens`
+against the context window (the engine checks the prompt, which only it can tokenise) →
+fan `n` out into EngineRequests → merge the choice streams → per-choice deltas (reasoning
+split, tool calls) → the OpenAI response, or its chunks. Chat and completions run that one
+path (`_respond`, `_stream`); they differ only in the body class and in how one choice is
+assembled (`_chat_choice`, `_text_choice`) or streamed (`_chat_piece`, `_text_piece`).
+
+Streaming methods are async generators that do all of that lazily: an error the engine
+raises before its first chunk surfaces on the first `anext()`, before a front door has
+committed to a 200, so it can still answer with the error's status. Every request ends its
+observation exactly once: success, typed error, internal error (500), or the consumer going
+away (closed generator / cancelled task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TypedDict, TypeVar
+
+from cluster.api.responses import (
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Completion,
+    CompletionChoice,
+    CompletionChunk,
+    CompletionUsage,
+    ModelCard,
+    ModelList,
+)
+from cluster.api.schema import ChatCompletionRequest, CompletionRequest
+from cluster.config.settings import ServedModel
+from cluster.engine import EngineRequest, Usage
+from cluster.engine.types import FinishReason
+from cluster.errors import ContextLengthExceeded, ModelNotFound, ModelyardError
+from cluster.gateway.service.backend import ModelBackend
+from cluster.gateway.service.choices import (
+    ChoiceState,
+    Delta,
+    MessageBuilder,
+    combine_usage,
+    require_finished,
+)
+from cluster.gateway.service.requests import chat_engine_requests, completion_engine_requests
+from cluster.gateway.service.resolver import ModelResolver, ResolvedModel
+from cluster.gateway.service.streams import merge_choices
+from cluster.gateway.telemetry.observer import Observation, RequestObserver
+
+AnyRequest = ChatCompletionRequest | CompletionRequest
+#: A response or chunk class, and the choice type it holds.
+B = TypeVar("B", ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk)
+C = TypeVar("C", ChatChoice, ChatChunkChoice, CompletionChoice)
+
+
+class Header(TypedDict):
+    """The fields every response body and chunk of one request starts with."""
+
+    id: str
+    created: int
+    model: str
+    system_fingerprint: str | None
+
+
+def engine_label(model: ServedModel) -> str:
+    """The `x-modelyard-engine` header: says plainly when answers are simulated."""
+    engine = model.deployment.engine
+    return f"{engine} (simulated)" if engine == "sim" else engine
+
+
+def system_fingerprint(model: ServedModel) -> str:
+    engine = model.deployment.engine
+    return "modelyard-sim-SIMULATED" if engine == "sim" else f"modelyard-{engine}"
+
+
+def internal_error() -> ModelyardError:
+    """What a client learns about a bug: nothing but that it happened."""
+    return ModelyardError("The server had an error while processing your request.")
+
+
+@dataclass(slots=True)
+class _Call:
+    """One accepted request after resolution: its header, target, and its choices."""
+
+    header: Header
+    resolved: ResolvedModel
+    requests: list[EngineRequest]
+    group_size: int  # choices per prompt (n): they share one prompt, counted once
+    states: list[ChoiceState] = field(default_factory=list)
+
+    def usage(self) -> Usage:
+        return combine_usage(require_finished(self.states), self.group_size)
+
+    def succeed(self, obs: Observation, usage: Usage) -> None:
+        reasons = [state.finish_reason or "" for state in self.states]
+        obs.succeed(response_id=self.header["id"], finish_reasons=reasons, usage=usage)
+
+
+class GatewayService:
+    def __init__(
+        self,
+        served: Sequence[ServedModel],
+        backend: ModelBackend,
+        observer: RequestObserver,
+        *,
+        timeout_s: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.resolver = ModelResolver(served)
+        self._backend = backend
+        self._observer = observer
+        self._timeout_s = timeout_s
+        self._wall_clock = wall_clock
+        self._created = int(wall_clock())
+
+    # ---- models ------------------------------------------------------------------------
+
+    def _card(self, model: ServedModel) -> ModelCard:
+        owner, sep, _ = model.id.partition("/")
+        return ModelCard(
+            id=model.id,
+            created=self._created,
+            owned_by=owner if sep else "modelyard",
+            context_window=model.spec.context_window,
+            aliases=list(model.spec.aliases),
+            engine=model.deployment.engine,
+            simulated=model.deployment.engine == "sim",
+        )
+
+    def list_models(self) -> ModelList:
+        return ModelList(data=[self._card(model) for model in self.resolver.models])
+
+    def get_model(self, name: str) -> ModelCard:
+        resolved = self.resolver.resolve(name)
+        if resolved.adapter is not None:
+            raise ModelNotFound(f"The model '{name}' is an adapter; adapters are not listed.")
+        return self._card(resolved.model)
+
+    def engine_label(self, name: str) -> str | None:
+        """The engine header for a model name, or None when it does not resolve."""
+        try:
+            return engine_label(self.resolver.resolve(name).model)
+        except ModelNotFound:
+            return None
+
+    # ---- chat and completions ----------------------------------------------------------
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletion:
+        return await self._respond(request, ChatCompletion, _chat_choice)
+
+    def stream_chat(
+        self, request: ChatCompletionRequest
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
+        return self._stream(request, ChatCompletionChunk, _chat_piece)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return await self._respond(request, Completion, _text_choice)
+
+    def stream_complete(self, request: CompletionRequest) -> AsyncGenerator[CompletionChunk, None]:
+        return self._stream(request, CompletionChunk, _text_piece)
+
+    async def _respond(
+        self,
+        request: AnyRequest,
+        body: type[B],
+        choice: Callable[[int, list[Delta], FinishReason | None], C],
+    ) -> B:
+        """The whole response: every choice's deltas collected, then `choice` of each."""
+        obs = self._observe(request)
+        try:
+            call = self._open(obs, request)
+            deltas: list[list[Delta]] = [[] for _ in call.requests]
+            async with aclosing(self._deltas(obs, call, request)) as stream:
+                async for index, delta in stream:
+                    deltas[index].append(delta)
+            usage = call.usage()
+            choices = [
+                choice(i, d, s.finish_reason)
+                for i, (d, s) in enumerate(zip(deltas, call.states, strict=True))
+            ]
+            response = body(**call.header, choices=choices, usage=CompletionUsage.of(usage))
+        except BaseException as exc:
+            _settle(obs, exc)
+            raise
+        call.succeed(obs, usage)
+        return response
+
+    async def _stream(
+        self,
+        request: AnyRequest,
+        body: type[B],
+        piece: Callable[[int, Delta], C | None],
+    ) -> AsyncGenerator[B, None]:
+        """One chunk per delta `piece` keeps, then the usage-only chunk if asked for."""
+        obs = self._observe(request)
+        try:
+            call = self._open(obs, request)
+            async with aclosing(self._deltas(obs, call, request)) as deltas:
+                async for index, delta in deltas:
+                    kept = piece(index, delta)
+                    if kept is not None:
+                        yield body(**call.header, choices=[kept], usage=None)
+            usage = call.usage()
+            if request.include_usage:
+                yield body(**call.header, choices=[], usage=CompletionUsage.of(usage))
+        except BaseException as exc:
+            _settle(obs, exc)
+            raise
+        call.succeed(obs, usage)
+
+    # ---- shared ------------------------------------------------------------------------
+
+    def _observe(self, request: AnyRequest) -> Observation:
+        asked = request.requested_max_tokens
+        chat = isinstance(request, ChatCompletionRequest)
+        return self._observer.start(
+            "chat" if chat else "completions",
+            requested_model=request.model,
+            n=request.n,
+            stream=request.stream,
+            max_tokens=None if asked is None else asked[1],
+            temperature=request.temperature,
+            top_p=request.top_p,
+        )
+
+    def _open(self, obs: Observation, request: AnyRequest) -> _Call:
+        resolved = self.resolver.resolve(request.model)
+        model = resolved.model
+        obs.bind(
+            model.id, engine=model.deployment.engine, simulated=model.deployment.engine == "sim"
+        )
+        asked = request.requested_max_tokens
+        window = model.spec.context_window
+        if asked is not None and asked[1] > window:
+            param, value = asked
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {window} tokens. However, you "
+                f"requested {value} tokens in '{param}' alone. Please reduce '{param}'.",
+                param=param,
+            )
+        if isinstance(request, ChatCompletionRequest):
+            response_id = f"chatcmpl-{uuid.uuid4().hex}"
+            requests = chat_engine_requests(request, resolved, response_id)
+        else:
+            response_id = f"cmpl-{uuid.uuid4().hex}"
+            requests = completion_engine_requests(request, resolved, response_id)
+        header = Header(
+            id=response_id,
+            created=int(self._wall_clock()),
+            model=resolved.public_name,
+            system_fingerprint=system_fingerprint(model),
+        )
+        return _Call(header, resolved, requests, group_size=request.n)
+
+    async def _deltas(
+        self, obs: Observation, call: _Call, request: AnyRequest
+    ) -> AsyncGenerator[tuple[int, Delta], None]:
+        spec = call.resolved.model.spec
+        think, parallel, text_tools = False, True, False
+        if isinstance(request, ChatCompletionRequest):
+            think = spec.reasoning_parser == "think_tags"
+            parallel = request.parallel_tool_calls is not False
+            # Calls written in the text are parsed when the request offers tools (as vLLM
+            # does with its own tool parsers).
+            text_tools = (
+                spec.core_tool_parser == "minimax_m1"
+                and bool(request.tools)
+                and request.tool_choice != "none"
+            )
+        call.states = [
+            ChoiceState(think_tags=think, parallel_tool_calls=parallel, text_tool_calls=text_tools)
+            for _ in call.requests
+        ]
+        model = call.resolved.model
+        streams = [
+            self._backend.generate(model, engine_request) for engine_request in call.requests
+        ]
+        async with aclosing(merge_choices(streams, timeout_s=self._timeout_s)) as merged:
+            async for index, chunk in merged:
+                obs.first_token()
+                yield index, call.states[index].step(chunk)
+
+
+def _settle(obs: Observation, exc: BaseException) -> None:
+    """End the observation for a request that did not succeed."""
+    if isinstance(exc, ModelyardError):
+        obs.fail(exc)
+    elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        obs.cancel()
+    elif isinstance(exc, Exception):
+        obs.fail(internal_error())
+    else:
+        obs.cancel()
+
+
+def _chat_choice(index: int, deltas: list[Delta], finish: FinishReason | None) -> ChatChoice:
+    builder = MessageBuilder()
+    for delta in deltas:
+        builder.add(delta)
+    return ChatChoice(index=index, message=builder.message(), finish_reason=finish)
+
+
+def _chat_piece(index: int, delta: Delta) -> ChatChunkChoice | None:
+    """Every first delta is sent, even a bare one: it tells the client the role."""
+    if not delta.first and delta.empty:
+        return None
+    return ChatChunkChoice(index=index, delta=delta.chat_delta(), finish_reason=delta.finish_reason)
+
+
+def _text_choice(index: int, deltas: list[Delta], finish: FinishReason | None) -> CompletionChoice:
+    text = "".join(delta.content for delta in deltas)
+    return CompletionChoice(index=index, text=text, finish_reason=finish)
+
+
+def _text_piece(index: int, delta: Delta) -> CompletionChoice | None:
+    if not (delta.content or delta.finish_reason):
+        return None
+    return CompletionChoice(index=index, text=delta.content, finish_reason=delta.finish_reason)
