@@ -49,7 +49,7 @@ def cluster_file(path: Path, port: int) -> Path:
                 "name": "autoscale-test",
                 "gateway": {"host": "127.0.0.1", "port": port},
                 "ray": {"num_cpus": 8, "virtual_gpus": 8},
-                "placement": {"debug_endpoint": True},
+                "routing": {"debug_endpoint": True},
                 "models": [
                     {
                         "id": MISTRAL,
@@ -170,6 +170,16 @@ def test_burst_scales_out_and_back_and_zero_wakes_up(tmp_path: Path) -> None:
         )
         counts = [n for n in down_seen if n is not None]
         assert all(b >= a - 1 for a, b in itertools.pairwise(counts)), counts
+        # It was modelyard's policy that decided (Serve's controller logs each decision).
+        sessions = [line.split(": ", 1)[1] for line in up.seen if line.startswith("Ray session")]
+        assert len(sessions) == 1, up.seen[-20:]
+        logs = "".join(
+            p.read_text("utf-8", errors="replace")
+            for p in Path(sessions[0]).glob("logs/serve/controller_*.log")
+        )
+        assert "Instantiating class-callable autoscaling policy 'ModelyardServePolicy'" in logs
+        assert "(scale up" in logs and "(scale down" in logs and "(scale to zero" in logs
+
         up.process.send_signal(signal.SIGINT)
         assert up.process.wait(timeout=60) == 0
     finally:
