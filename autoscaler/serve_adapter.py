@@ -21,15 +21,18 @@ From the context to `autoscaler.context.PolicyContext`:
 
 The returned state is `PolicyState.to_dict()`; Serve stores it and hands it back as
 `policy_state` (with its own delay keys, which the deployment sets to zero: the policy's
-stabilizer does the delaying). The last decision is logged when it changes, with its
-reasons, and kept as `last_decision` (exported by the gateway's metrics).
+stabilizer does the delaying). A decision that changes the count is logged with its
+reasons. Every decision is exported through Ray's metrics (`ray.util.metrics`, on each
+node's metrics port, where Ray prefixes `ray_`): `modelyard_autoscaler_desired_replicas`
+and `modelyard_autoscaler_load_replicas` (the load in replicas), tagged with the
+deployment.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from autoscaler.context import Decision, PolicyContext, PolicyState
 from autoscaler.policy import decide
@@ -64,12 +67,38 @@ def context_from_serve(ctx: Any) -> PolicyContext:
     )
 
 
+class DecisionSink(Protocol):
+    def record(self, deployment: str, desired: int, load: float) -> None: ...
+
+
+class RayGauges:
+    """The decision as two `ray.util.metrics` gauges (created on first use, in Serve's
+    controller, where Ray is running)."""
+
+    def __init__(self) -> None:
+        self._gauges: tuple[Any, Any] | None = None
+
+    def record(self, deployment: str, desired: int, load: float) -> None:
+        if self._gauges is None:
+            from ray.util.metrics import Gauge
+
+            keys = ("deployment",)
+            self._gauges = (
+                Gauge("modelyard_autoscaler_desired_replicas", "replicas wanted", keys),
+                Gauge("modelyard_autoscaler_load_replicas", "load in replicas", keys),
+            )
+        tags = {"deployment": deployment}
+        self._gauges[0].set(desired, tags=tags)
+        self._gauges[1].set(load, tags=tags)
+
+
 class ModelyardServePolicy:
     """Serve instantiates this once per deployment with `policy_kwargs` (the settings)."""
 
     def __init__(self, **settings: Any) -> None:
         self.settings = AutoscalingSettings(**settings)
         self.last_decision: Decision | None = None
+        self.sink: DecisionSink = RayGauges()
 
     def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
         policy_ctx = context_from_serve(ctx)
@@ -87,4 +116,13 @@ class ModelyardServePolicy:
                 policy_ctx.kv_usage,
             )
         self.last_decision = decision
+        samples = decision.state.samples
+        try:
+            self.sink.record(
+                str(getattr(ctx, "deployment_name", "?")),
+                decision.replicas,
+                samples[-1][1] if samples else 0.0,
+            )
+        except Exception:  # metrics must never stop the autoscaler
+            logger.exception("autoscaler metrics failed")
         return decision.replicas, decision.state.to_dict()

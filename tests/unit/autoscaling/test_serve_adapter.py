@@ -49,10 +49,19 @@ def test_no_metrics_yet() -> None:
     assert (ctx.waiting, ctx.kv_usage, ctx.prompt_tokens_per_s) == (0.0, 0.0, 0.0)
 
 
+class Sink:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, int, float]] = []
+
+    def record(self, deployment: str, desired: int, load: float) -> None:
+        self.records.append((deployment, desired, load))
+
+
 def test_policy_answers_and_keeps_state_through_serves_dict() -> None:
     policy = ModelyardServePolicy(
         **AutoscalingSettings(target_ongoing_per_replica=4, max_replicas=16).model_dump()
     )
+    policy.sink = sink = Sink()
     replicas, state = policy(serve_ctx())
     assert replicas == 10  # 40 ongoing / 4 per replica = 10, above the 3 already asked
     assert PolicyState.from_dict(state).last_up == 1000.0
@@ -60,6 +69,7 @@ def test_policy_answers_and_keeps_state_through_serves_dict() -> None:
     state = {**state, "__decision_counter": 0}
     replicas, _ = policy(serve_ctx(policy_state=state, current_time=1001.0))
     assert replicas >= 10
+    assert sink.records[0] == ("model-x", 10, 10.0)  # desired, load in replicas (40 / 4)
 
 
 def test_deployments_configures_serve_with_the_adapter_by_path() -> None:
