@@ -51,6 +51,9 @@ class EngineRequest(_Strict):
     response_format: ResponseFormat | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     sampling: SamplingParams = Field(default_factory=SamplingParams)
+    # Which of the `n` samples of one prompt this is. Engines that sample for real ignore it;
+    # the simulator varies its text by it when temperature > 0 (docs/SIMULATOR.md).
+    sample: int = Field(default=0, ge=0)
     # Free-form per-request cache isolation key (vLLM's cache_salt); part of block hashes.
     cache_salt: str | None = None
 

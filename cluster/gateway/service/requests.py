@@ -76,6 +76,7 @@ def chat_engine_requests(
             response_format=request.response_format,
             max_tokens=_max_tokens(request),
             sampling=sampling,
+            sample=index,
         )
         for index in range(request.n)
     ]
@@ -95,6 +96,7 @@ def completion_engine_requests(
             prompt_token_ids=None if isinstance(prompt, str) else prompt,
             max_tokens=_max_tokens(request),
             sampling=sampling,
+            sample=j,
         )
         for p, prompt in enumerate(request.prompt)
         for j in range(request.n)
