@@ -75,6 +75,11 @@ MAX_PENDING_ROUTES = 10_000
 #: time, which includes waiting for the GIL, and this thread's CPU time.
 LATENCY_SAMPLES = 10_000
 
+#: A routed request between `choose_replicas` and `on_request_routed`: its description,
+#: the ranking, and (with decision records on) each replica's exact cached-token
+#: prediction at decision time.
+_Routed = tuple[RouteRequest, list[Decision], dict[str, int]]
+
 
 class RoutingRequestRouter(RequestRouter):
     # ---- construction (Serve calls __init__, then initialize_state(**kwargs)) --------
@@ -94,7 +99,7 @@ class RoutingRequestRouter(RequestRouter):
         self.decision_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decision_cpu_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max(1, config.record_decisions))
-        self._routes: OrderedDict[str, tuple[RouteRequest, list[Decision]]] = OrderedDict()
+        self._routes: OrderedDict[str, _Routed] = OrderedDict()
         self._names: dict[ReplicaID, str] = {}
 
     def _hasher(self) -> PromptHasher:
@@ -145,11 +150,16 @@ class RoutingRequestRouter(RequestRouter):
             )
             for r in candidate_replicas
         ]
+        now = time.monotonic()
         try:
-            ranked = self.policy.rank(route, loads, time.monotonic())
+            ranked = self.policy.rank(route, loads, now)
         except ModelyardError:
             return [candidate_replicas]
-        self._routes[key] = (route, ranked)
+        # The exact prediction is read now, as the decision saw the index: once the request
+        # reaches its replica, the engine's `stored` events for the request's own blocks
+        # may be indexed before `on_request_routed` runs.
+        exact = self.policy.exact_tokens(route, now) if self.config.record_decisions else {}
+        self._routes[key] = (route, ranked, exact)
         self._routes.move_to_end(key)
         while len(self._routes) > MAX_PENDING_ROUTES:
             self._routes.popitem(last=False)
@@ -192,26 +202,25 @@ class RoutingRequestRouter(RequestRouter):
         found = self._routes.pop(key, None)
         if found is None:
             return
-        route, ranked = found
+        route, ranked, exact = found
         decision = next((d for d in ranked if d.replica_id == name), None)
         matched = decision.matched_tokens if decision is not None else 0.0
         now = time.monotonic()
         if self.config.record_decisions:
-            self._record(route, name, ranked, matched, now)
+            self._record(route, name, ranked, matched, exact.get(name, 0))
         self.policy.on_routed(route, name, now)
         self.loads.routed(key, name, route, round(route.prompt_tokens - matched))
 
     def _record(
-        self, route: RouteRequest, name: str, ranked: list[Decision], matched: float, now: float
+        self, route: RouteRequest, name: str, ranked: list[Decision], matched: float, exact: int
     ) -> None:
-        exact = self.policy.index.match(route.block_hashes, now).get(name)
         self.decisions.append(
             {
                 "request_id": route.request_id,
                 "replica_id": name,
                 "prompt_tokens": route.prompt_tokens,
                 "matched_tokens": matched,
-                "exact_tokens": (exact.exact_blocks if exact else 0) * self.config.block_tokens,
+                "exact_tokens": exact,
                 "first_choice": ranked[0].replica_id if ranked else None,
                 "ranked": [d.replica_id for d in ranked],
             }
