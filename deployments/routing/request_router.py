@@ -7,7 +7,9 @@ loop. It delegates every decision to `cluster.routing.Router`:
 
     choose_replicas(candidates, request)
         route   = RouteRequest from the request's EngineRequest (prompt length, chained
-                  block hashes; `deployments.routing.prompts`), computed once per request
+                  block hashes; `deployments.routing.prompts`), computed once per request;
+                  tokenising with a vLLM model's tokenizer runs on a worker thread, the
+                  loop awaits it (`deployments.routing.offload`)
         loads   = ReplicaLoad per candidate (`deployments.routing.loads`)
         ranked  = Router.rank(route, loads, now)
         return    [[best], [second], ...]    one replica per tier: Serve sends to the
@@ -63,6 +65,7 @@ from cluster.routing import Decision, Router, RouteRequest
 from deployments.replica_methods import GENERATE_METHODS
 from deployments.routing.config import RouterKwargs, adopted_block_size
 from deployments.routing.loads import LoadBook
+from deployments.routing.offload import OffLoopHashing
 from deployments.routing.prompts import PromptHasher, build_hasher
 from deployments.routing.vllm_tokens import RendererLoader
 
@@ -72,7 +75,8 @@ logger = logging.getLogger("ray.serve")
 #: (a request cancelled while waiting for a replica leaves its entry behind; the oldest go).
 MAX_PENDING_ROUTES = 10_000
 #: Decision times kept for `snapshot()` (our code's share of the gateway's overhead): wall
-#: time, which includes waiting for the GIL, and this thread's CPU time.
+#: time, which includes waiting for the GIL and for the hashing worker, and this thread's
+#: CPU time (less the time spent awaiting the worker).
 LATENCY_SAMPLES = 10_000
 
 #: A routed request between `choose_replicas` and `on_request_routed`: its description,
@@ -92,6 +96,7 @@ class RoutingRequestRouter(RequestRouter):
         if config.hashing == "vllm" and config.served is not None:
             self.renderer = RendererLoader(config.served)
         self.hasher: PromptHasher = self._hasher()
+        self.hashing = OffLoopHashing()
         self.loads = LoadBook()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.feed: EventFeed | None = None
@@ -137,7 +142,13 @@ class RoutingRequestRouter(RequestRouter):
         started_cpu = time.thread_time_ns()
         key = pending_request.metadata.internal_request_id
         found = self._routes.get(key)
-        route = found[0] if found is not None else self._route_of(pending_request)
+        if found is not None:
+            route: RouteRequest | None = found[0]
+        else:
+            awaited = time.thread_time_ns()
+            route = await self._route_of(pending_request)
+            # Other tasks ran on this thread while the worker tokenised: not our CPU.
+            started_cpu += time.thread_time_ns() - awaited
         if route is None:
             return [candidate_replicas]
         cache = self.replica_queue_len_cache
@@ -169,14 +180,14 @@ class RoutingRequestRouter(RequestRouter):
         self.decision_cpu_ns.append(time.thread_time_ns() - started_cpu)
         return tiers
 
-    def _route_of(self, pending_request: PendingRequest) -> RouteRequest | None:
+    async def _route_of(self, pending_request: PendingRequest) -> RouteRequest | None:
         if pending_request.metadata.call_method not in GENERATE_METHODS:
             return None
         request = _engine_request(pending_request)
         if request is None:
             return None
         try:
-            return self.hasher.route_request(request)
+            return await self.hashing.route(self.hasher, request)
         except Exception:  # the replica judges the request; place it by load alone
             return RouteRequest(request_id=request.request_id, block_hashes=(), prompt_tokens=1)
 
