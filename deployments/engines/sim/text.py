@@ -96,7 +96,7 @@ def _rng(seed: int, request: EngineRequest, prompt_ids: Sequence[int]) -> random
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{seed}|{request.sampling.seed}|".encode())
     digest.update(array("I", prompt_ids).tobytes())
-    return random.Random(int.from_bytes(digest.digest(), "little"))
+    return random.Random(int.from_bytes(digest.digest(), "little"))  # nosec B311
 
 
 def _words(rng: random.Random, count: int) -> list[str]:
