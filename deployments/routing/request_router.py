@@ -166,9 +166,9 @@ class RoutingRequestRouter(RequestRouter):
             ranked = self.policy.rank(route, loads, now)
         except ModelyardError:
             return [candidate_replicas]
-        # The exact prediction is read now, as the decision saw the index: once the request
-        # reaches its replica, the engine's `stored` events for the request's own blocks
-        # may be indexed before `on_request_routed` runs.
+        # The exact prediction is read now, as the decision saw the index: Serve calls
+        # `on_request_routed` after awaiting the replica's acceptance, by when this loop
+        # may have applied the engine's `stored` events for the request's own blocks.
         exact = self.policy.exact_tokens(route, now) if self.config.record_decisions else {}
         self._routes[key] = (route, ranked, exact)
         self._routes.move_to_end(key)
