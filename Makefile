@@ -10,7 +10,7 @@ export VLLM_HOST_IP := 127.0.0.1
 export VLLM_CPU_KVCACHE_SPACE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup up test test-unit test-integration test-vllm lint typecheck security protos clean
+.PHONY: setup up test test-unit test-integration test-vllm lint typecheck security protos helm-schema helm-golden clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,14 @@ protos: setup
 security: setup
 	$(BIN)/bandit -q -c pyproject.toml -r cluster deployments autoscaler bench
 	$(BIN)/python -m tests.security.audit
+
+# Regenerate helm/modelyard/values.schema.json from the config models (a unit test checks it).
+helm-schema: setup
+	$(BIN)/python -m cluster.config.helm_schema
+
+# Re-render the chart's golden files (tests/unit/helm/golden); review the diff before committing.
+helm-golden: setup
+	$(BIN)/python -m tests.unit.helm.chart --update-golden
 
 test: setup lint typecheck security
 	$(BIN)/pytest -q -p no:cacheprovider tests
