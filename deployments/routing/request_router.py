@@ -187,7 +187,11 @@ class RoutingRequestRouter(RequestRouter):
         if request is None:
             return None
         try:
-            return await self.hashing.route(self.hasher, request)
+            hasher = self.hasher
+            route = await self.hashing.route(hasher, request)
+            if hasher is not self.hasher:  # the block size was adopted meanwhile
+                route = await self.hashing.route(self.hasher, request)
+            return route
         except Exception:  # the replica judges the request; place it by load alone
             return RouteRequest(request_id=request.request_id, block_hashes=(), prompt_tokens=1)
 
