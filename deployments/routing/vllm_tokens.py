@@ -133,7 +133,7 @@ class VLLMPromptHasher:
         self.hits = 0
         self.fallbacks = 0
         self._lock = threading.Lock()  # the LRU: the loop's lookups, a worker's stores
-        self._work = threading.Lock()  # the run cache: one tokenising caller at a time
+        self._work = threading.Lock()  # the run caches: one tokenising caller at a time
 
     @property
     def exact(self) -> bool:
@@ -170,12 +170,12 @@ class VLLMPromptHasher:
                 self._cache.move_to_end(key)
                 self.hits += 1
         if found is None:
-            try:
-                with self._work:
+            with self._work:  # also keeps the proxy's run cache to one caller
+                try:
                     tokens, hashes = self._blocks(renderer, request)
-            except Exception:  # the replica judges the request; hash it provisionally
-                self.fallbacks += 1
-                return self.proxy.route_request(request)
+                except Exception:  # the replica judges the request; hash it provisionally
+                    self.fallbacks += 1
+                    return self.proxy.route_request(request)
             found = (tokens, array("Q", hashes))
             with self._lock:
                 self._store(key, found)
