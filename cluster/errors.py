@@ -9,10 +9,12 @@ translates it exactly once (HTTP: status + OpenAI error object; gRPC: status cod
     │   └── MalformedJSON               400  code=invalid_json
     ├── Unauthenticated                 401  authentication_error
     ├── PermissionDenied                403  permission_error
+    ├── BudgetExhausted                 402  insufficient_quota (FAILED_PRECONDITION)
     ├── ModelNotFound                   404  code=model_not_found
     ├── PayloadTooLarge                 413  code=payload_too_large
     ├── RateLimited                     429  rate_limit_error (RESOURCE_EXHAUSTED)
     ├── EngineUnavailable               503  service_unavailable (UNAVAILABLE)
+    ├── LedgerUnavailable               503  code=ledger_unavailable (UNAVAILABLE)
     ├── DeadlineExceeded                504  timeout (DEADLINE_EXCEEDED)
     └── ConfigError                     raised at load, never over the wire
 
@@ -68,6 +70,14 @@ class PermissionDenied(ModelyardError):
     error_type = "permission_error"
 
 
+class BudgetExhausted(ModelyardError):
+    """The key's budget cannot cover this request's worst-case cost (HTTP 402)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "budget_exhausted"
+
+
 class ModelNotFound(ModelyardError):
     http_status = 404
     error_type = "invalid_request_error"
@@ -92,6 +102,15 @@ class EngineUnavailable(ModelyardError):
     default_code = "engine_unavailable"
 
 
+class LedgerUnavailable(ModelyardError):
+    """The usage ledger could not record a request: the client gets this, not an unbilled
+    answer."""
+
+    http_status = 503
+    error_type = "service_unavailable"
+    default_code = "ledger_unavailable"
+
+
 class DeadlineExceeded(ModelyardError):
     http_status = 504
     error_type = "timeout"
@@ -111,10 +130,12 @@ _KINDS: dict[str, type[ModelyardError]] = {
         MalformedJSON,
         Unauthenticated,
         PermissionDenied,
+        BudgetExhausted,
         ModelNotFound,
         PayloadTooLarge,
         RateLimited,
         EngineUnavailable,
+        LedgerUnavailable,
         DeadlineExceeded,
         ConfigError,
     )

@@ -4,8 +4,9 @@
     ModelNotFound                                          NOT_FOUND
     Unauthenticated                                        UNAUTHENTICATED
     PermissionDenied                                       PERMISSION_DENIED
+    BudgetExhausted                                        FAILED_PRECONDITION
     RateLimited, PayloadTooLarge                           RESOURCE_EXHAUSTED
-    EngineUnavailable                                      UNAVAILABLE
+    EngineUnavailable, LedgerUnavailable                   UNAVAILABLE
     DeadlineExceeded                                       DEADLINE_EXCEEDED
     anything else                                          INTERNAL (a generic message)
 
@@ -23,10 +24,12 @@ from collections.abc import Sequence
 import grpc
 
 from cluster.errors import (
+    BudgetExhausted,
     DeadlineExceeded,
     EngineUnavailable,
     ErrorInfo,
     InvalidRequest,
+    LedgerUnavailable,
     ModelNotFound,
     ModelyardError,
     PayloadTooLarge,
@@ -46,9 +49,11 @@ STATUS_BY_ERROR: dict[type[ModelyardError], grpc.StatusCode] = {
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    BudgetExhausted: grpc.StatusCode.FAILED_PRECONDITION,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
+    LedgerUnavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
@@ -60,6 +65,7 @@ ERROR_BY_STATUS: dict[grpc.StatusCode, type[ModelyardError]] = {
     grpc.StatusCode.NOT_FOUND: ModelNotFound,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.FAILED_PRECONDITION: BudgetExhausted,
     grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
     grpc.StatusCode.UNAVAILABLE: EngineUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,

@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, Response
 
 from cluster.api.schema import ChatCompletionRequest, CompletionRequest
 from cluster.api.validation import parse_chat_request, parse_completion_request
-from cluster.auth import Authenticator, OpenAccess, build_authenticator
+from cluster.auth import Authenticator, OpenAccess, Principal, build_authenticator
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ModelyardError
 from cluster.http.body import read_body
@@ -116,16 +116,16 @@ def create_app(
     async def generate(
         request: Request,
         parse: Callable[[bytes], R],
-        whole: Callable[[R], Awaitable[BaseModel]],
-        streamed: Callable[[R], AsyncGenerator[BaseModel, None]],
+        whole: Callable[[R, Principal], Awaitable[BaseModel]],
+        streamed: Callable[[R, Principal], AsyncGenerator[BaseModel, None]],
     ) -> Response:
         """Authenticate, read and validate the body, answer whole or as an event stream."""
-        await auth.authenticate(request.headers.get("authorization"))
+        caller = await auth.authenticate(request.headers.get("authorization"))
         parsed = parse(await read_body(request, max_bytes))
         headers = engine_headers(parsed.model)
         if parsed.stream:
-            return await _streamed(streamed(parsed), headers)
-        return _json(await whole(parsed), headers)
+            return await _streamed(streamed(parsed, caller), headers)
+        return _json(await whole(parsed, caller), headers)
 
     async def chat_completions(request: Request) -> Response:
         return await generate(request, parse_chat_request, service.chat, service.stream_chat)
