@@ -11,6 +11,7 @@ translates it exactly once (HTTP: status + OpenAI error object; gRPC: status cod
     ├── PermissionDenied                403  permission_error
     ├── BudgetExhausted                 402  insufficient_quota (FAILED_PRECONDITION)
     ├── ModelNotFound                   404  code=model_not_found
+    ├── NotFound                        404  code=not_found (a ledger record, a key)
     ├── PayloadTooLarge                 413  code=payload_too_large
     ├── RateLimited                     429  rate_limit_error (RESOURCE_EXHAUSTED)
     ├── EngineUnavailable               503  service_unavailable (UNAVAILABLE)
@@ -84,6 +85,12 @@ class ModelNotFound(ModelyardError):
     default_code = "model_not_found"
 
 
+class NotFound(ModelyardError):
+    http_status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
 class PayloadTooLarge(ModelyardError):
     http_status = 413
     error_type = "invalid_request_error"
@@ -91,9 +98,22 @@ class PayloadTooLarge(ModelyardError):
 
 
 class RateLimited(ModelyardError):
+    """Over a rate; `retry_after_s` (when known) becomes HTTP's `Retry-After`."""
+
     http_status = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after_s: int | None = None,
+    ):
+        super().__init__(message, param=param, code=code)
+        self.retry_after_s = retry_after_s
 
 
 class EngineUnavailable(ModelyardError):
@@ -132,6 +152,7 @@ _KINDS: dict[str, type[ModelyardError]] = {
         PermissionDenied,
         BudgetExhausted,
         ModelNotFound,
+        NotFound,
         PayloadTooLarge,
         RateLimited,
         EngineUnavailable,

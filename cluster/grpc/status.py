@@ -1,7 +1,7 @@
 """`cluster.errors` ↔ gRPC status codes: the one translation at the gRPC edge.
 
     InvalidRequest (ContextLengthExceeded, MalformedJSON)  INVALID_ARGUMENT
-    ModelNotFound                                          NOT_FOUND
+    ModelNotFound, NotFound                                NOT_FOUND
     Unauthenticated                                        UNAUTHENTICATED
     PermissionDenied                                       PERMISSION_DENIED
     BudgetExhausted                                        FAILED_PRECONDITION
@@ -32,6 +32,7 @@ from cluster.errors import (
     LedgerUnavailable,
     ModelNotFound,
     ModelyardError,
+    NotFound,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
@@ -47,6 +48,7 @@ Metadata = tuple[tuple[str, str], ...]
 STATUS_BY_ERROR: dict[type[ModelyardError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    NotFound: grpc.StatusCode.NOT_FOUND,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     BudgetExhausted: grpc.StatusCode.FAILED_PRECONDITION,

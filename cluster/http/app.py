@@ -26,7 +26,8 @@ Request bodies are read raw and bounded (`gateway.max_body_bytes` → 413) and v
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -40,11 +41,14 @@ from starlette.responses import JSONResponse, Response
 from cluster.api.schema import ChatCompletionRequest, CompletionRequest
 from cluster.api.validation import parse_chat_request, parse_completion_request
 from cluster.auth import Authenticator, OpenAccess, Principal, build_authenticator
+from cluster.auth.managed import build_key_authenticator
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ModelyardError
 from cluster.http.body import read_body
 from cluster.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
+from cluster.http.ledger_routes import add_ledger_routes
 from cluster.http.streaming import EventStreamResponse
+from cluster.ledger.runtime import ledger_enabled, open_ledger
 from cluster.service import GatewayService, ModelBackend
 from cluster.telemetry import GatewayMetrics, RequestObserver, build_tracer_provider, tracer_from
 
@@ -177,19 +181,59 @@ def create_app(
 
 
 def build_gateway_app(
-    config: ClusterConfig, served: list[ServedModel], backend: ModelBackend
+    config: ClusterConfig,
+    served: list[ServedModel],
+    backend: ModelBackend,
+    *,
+    environ: Mapping[str, str] | None = None,
+    ledger_owner: str | None = None,
 ) -> FastAPI:
-    """The gateway app for `served` models reached through `backend` (module docstring)."""
+    """The gateway app for `served` models reached through `backend` (module docstring).
+
+    With a ledger (`cluster.ledger.runtime.ledger_enabled`: keys mode or a ledger URL in
+    the environment) every request is metered and recorded, and the ledger routes are
+    added (`cluster.http.ledger_routes`); the ledger closes with the app."""
+    env = os.environ if environ is None else environ
     metrics = GatewayMetrics()
     provider = build_tracer_provider(config.telemetry)
     observer = RequestObserver(metrics, tracer_from(provider))
-    service = GatewayService(served, backend, observer, timeout_s=config.gateway.request_timeout_s)
-    return create_app(
+    ledger = open_ledger(config, env, owner=ledger_owner) if ledger_enabled(config, env) else None
+    authenticator = build_authenticator(config.auth)
+    if ledger is not None and ledger.keys is not None:
+        authenticator = build_key_authenticator(config.auth, ledger.keys)
+    service = GatewayService(
+        served,
+        backend,
+        observer,
+        timeout_s=config.gateway.request_timeout_s,
+        meter=None if ledger is None else ledger.meter,
+    )
+    app = create_app(
         service,
         health=backend.health,
         metrics=metrics,
         max_body_bytes=config.gateway.max_body_bytes,
         tracer_provider=provider,
-        authenticator=build_authenticator(config.auth),
+        authenticator=authenticator,
         engine_metrics=getattr(backend, "engine_metrics", None),
     )
+    if ledger is not None:
+        add_ledger_routes(app, authenticator, ledger.queries, ledger.keys, API_PREFIXES)
+        close_with_app(app, ledger.close)
+        app.state.ledger = ledger
+    return app
+
+
+def close_with_app(app: FastAPI, close: Callable[[], None]) -> None:
+    """Run `close` (on a thread) after the app's own shutdown."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with inner(running):
+                yield
+        finally:
+            await asyncio.to_thread(close)
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,161 @@
+"""`GroupCommitWriter`: many requests' ledger writes in one transaction, a few ms apart.
+
+    result = await writer.submit(op)      # op(connection) -> result, run in a transaction
+
+Callers on the event loop submit operations (insert a usage record, reserve a budget, ...);
+one writer thread takes the first waiting operation, lingers `linger_s` for more (up to
+`max_batch`), runs them all in ONE transaction, commits, and only then resolves every
+caller's future. So an awaited `submit` means the write is durable. If the batch's
+transaction fails, each of its operations is retried alone in its own transaction, so one
+bad operation never drops the others; the failing one's caller gets the exception (and the
+gateway answers an error instead of an unbilled response). Nothing is ever dropped silently.
+
+A single writer thread per gateway process keeps SQLite free of lock contention; on
+PostgreSQL several gateways' writers commit concurrently (operations are conditional
+UPDATEs and ON CONFLICT inserts, safe under concurrency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Operation = Callable[[Connection], Any]
+
+DEFAULT_LINGER_S = 0.002
+DEFAULT_MAX_BATCH = 512
+
+
+@dataclass(slots=True)
+class _Pending:
+    op: Operation
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _resolve(pending: _Pending, result: Any, error: BaseException | None) -> None:
+    def done() -> None:
+        if pending.future.done():
+            return
+        if error is not None:
+            pending.future.set_exception(error)
+        else:
+            pending.future.set_result(result)
+
+    # A closed loop: its caller waits no more.
+    with contextlib.suppress(RuntimeError):
+        pending.loop.call_soon_threadsafe(done)
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        linger_s: float = DEFAULT_LINGER_S,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self._engine = engine
+        self._linger_s = linger_s
+        self._max_batch = max_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.operations = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    async def submit(self, op: Callable[[Connection], T]) -> T:
+        if self._thread is None:
+            raise RuntimeError("the ledger writer is not started")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Pending(op, future, loop))
+        # Shielded: a cancelled caller (client gone) must not cancel a write in flight;
+        # the write completes and its record stands.
+        return await asyncio.shield(future)
+
+    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        """`first` and what else arrives within the linger time; True when told to stop."""
+        batch = [first]
+        deadline = time.monotonic() + self._linger_s
+        while len(batch) < self._max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining > 0:
+                    item = self._queue.get(timeout=remaining)
+                else:
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch, stop = self._collect(first)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        self.batches += 1
+        self.operations += len(batch)
+        try:
+            with self._engine.begin() as connection:
+                results = [item.op(connection) for item in batch]
+        except Exception:
+            if len(batch) == 1:
+                _log.exception("ledger write failed")
+                _resolve(batch[0], None, _failure())
+                return
+            _log.warning("a ledger batch of %d failed; retrying each alone", len(batch))
+            for item in batch:
+                self._commit_one(item)
+            return
+        for item, result in zip(batch, results, strict=True):
+            _resolve(item, result, None)
+
+    def _commit_one(self, item: _Pending) -> None:
+        try:
+            with self._engine.begin() as connection:
+                result = item.op(connection)
+        except Exception:
+            _log.exception("ledger write failed")
+            _resolve(item, None, _failure())
+            return
+        _resolve(item, result, None)
+
+
+def _failure() -> Exception:
+    from cluster.errors import LedgerUnavailable
+
+    return LedgerUnavailable(
+        "The usage ledger could not record this request; it was not billed. Retry later."
+    )
