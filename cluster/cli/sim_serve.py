@@ -33,6 +33,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from cluster.config import (
+    AuthSettings,
     ClusterConfig,
     GatewaySettings,
     ModelDeployment,
@@ -96,6 +97,13 @@ def add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--kv-events-connect", default=None, help="connect the ZMQ PUB to this endpoint"
     )
     p.add_argument("--kv-events-topic", default="kv-events")
+    p.add_argument(
+        "--auth",
+        choices=["off", "keys"],
+        default="off",
+        help="keys: managed keys and the ledger ($MODELYARD_LEDGER_URL, else "
+        ".modelyard/ledger.sqlite; pepper in $MODELYARD_KEY_PEPPER)",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
@@ -143,6 +151,7 @@ async def _serve(args: argparse.Namespace, model: ServedModel) -> None:
     config = ClusterConfig(
         name="sim-serve",
         gateway=GatewaySettings(host=args.host, port=args.port),
+        auth=AuthSettings(mode=args.auth),
         models=[model.deployment],
     )
     app = build_sim_serve_app(config, model, engine, prompt_tokens=sim_prompt_tokens())

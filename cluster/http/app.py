@@ -198,9 +198,11 @@ def build_gateway_app(
     provider = build_tracer_provider(config.telemetry)
     observer = RequestObserver(metrics, tracer_from(provider))
     ledger = open_ledger(config, env, owner=ledger_owner) if ledger_enabled(config, env) else None
-    authenticator = build_authenticator(config.auth)
-    if ledger is not None and ledger.keys is not None:
-        authenticator = build_key_authenticator(config.auth, ledger.keys)
+    authenticator = (
+        build_key_authenticator(config.auth, ledger.keys)
+        if ledger is not None and ledger.keys is not None
+        else build_authenticator(config.auth)
+    )
     service = GatewayService(
         served,
         backend,
