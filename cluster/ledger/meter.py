@@ -3,11 +3,11 @@
 admit (before dispatch), for a managed key (`Principal.limits`):
   1. the model must be one the key may use, else 403 (`param: model`);
   2. its request rate and token rate (`cluster.auth.ratelimit`), else 429 + Retry-After;
-  3. a key with a budget reserves the worst-case cost (`operations.reserve`, one
+  3. a key with a budget reserves the worst-case cost (`operations.Reserve`, one
      conditional UPDATE through the group-commit writer), else the request is recorded
      `refused` and answered 402.
 record (after the response, before its end reaches the client): the usage record and the
-settlement of the reservation in one transaction (`operations.settle`), awaited.
+settlement of the reservation in one transaction (`operations.Settle`), awaited.
 Static keys and the anonymous caller are recorded (key id or none) without limits.
 """
 
@@ -69,12 +69,12 @@ class LedgerMeter:
         if limits.budgeted and worst is not None:
             amount = reservation_nano(worst)
             taken = await self._writer.submit(
-                operations.reserve(caller.key_id, request_id, model.id, amount, self._owner, now)
+                operations.Reserve(caller.key_id, request_id, model.id, amount, self._owner, now)
             )
             if not taken:
                 nothing = Usage(prompt_tokens=0, completion_tokens=0)
                 refused = self._record(ticket, nothing, None, "refused")
-                await self._writer.submit(operations.settle(refused))
+                await self._writer.submit(operations.Settle(refused))
                 raise BudgetExhausted(
                     f"The budget of API key {caller.key_id} cannot cover this request "
                     f"(up to {worst.total} {worst.currency}).",
@@ -107,6 +107,6 @@ class LedgerMeter:
     async def record(
         self, ticket: Ticket, usage: Usage, quote: Quote | None, status: RecordStatus
     ) -> None:
-        await self._writer.submit(operations.settle(self._record(ticket, usage, quote, status)))
+        await self._writer.submit(operations.Settle(self._record(ticket, usage, quote, status)))
         if ticket.key_id is not None:
             self._limiter.add_tokens(ticket.key_id, usage.total_tokens)

@@ -1,128 +1,179 @@
-"""The ledger's write operations, each a function of one connection, run by
-`GroupCommitWriter` inside a (batched) transaction.
+"""The ledger's write operations, run by `GroupCommitWriter` inside a (batched) transaction.
 
-- `reserve(key_id, request_id, model, amount, owner, now)`: one conditional UPDATE
+Each is a callable of one connection (`op(connection)`), and `run_many(connection, ops)`
+runs many of the same kind in few statements (the writer groups a batch by kind):
+
+- `Reserve(key_id, request_id, model, amount_nano, owner, now)`: one conditional UPDATE
       UPDATE api_keys SET reserved_nano = reserved_nano + :amount
        WHERE id = :key AND (budget_nano IS NULL
                             OR spent_nano + reserved_nano + :amount <= budget_nano)
-  and, when it matched, the reservation's row. No read-then-write: concurrent requests of
+  per reservation (each sees the ones before it) — or one UPDATE for all of a key's
+  reservations in the batch when its budget covers their sum, which is the same outcome —
+  then one INSERT of every reservation taken. No read-then-write: concurrent requests of
   one key (in any number of gateway processes) cannot all pass a check the budget covers
-  only once. Returns whether the reservation was taken.
-- `settle(record)`: INSERT the record ON CONFLICT (request_id) DO NOTHING; only if the row
-  was new, the key's `spent_nano += cost` and its reservation (if any) is deleted and
-  `reserved_nano -= amount`. A request recorded twice (a retry, a replayed write) changes
-  nothing the second time. Returns whether the record was new.
-- `release(request_id)`: drop an open reservation without spending (a refused or failed
-  request that has its own record elsewhere).
+  only once. Result: taken or not.
+- `Settle(record)`: INSERT the records ... ON CONFLICT (request_id) DO NOTHING RETURNING
+  the new ids; DELETE ... RETURNING the reservations of the new ones; one UPDATE per key:
+  `spent_nano += costs of its new records`, `reserved_nano -= their reservations`. A
+  request recorded twice (a retry, a replayed write) changes nothing the second time.
+  Result: whether the record was new.
+- `Release(request_id)`: drop an open reservation without spending anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cluster.ledger.records import UsageRecord, to_nano
 from cluster.ledger.schema import api_keys, reservations, usage_records
 
 
-def _insert_ignore(connection: Connection, values: dict[str, object]) -> bool:
+def _insert_new(connection: Connection, rows: list[dict[str, object]]) -> set[str]:
+    """Insert `rows` into usage_records, skipping ids already there; the ids inserted."""
     dialect = connection.dialect.name
     new = usage_records.c.request_id
-    # RETURNING says whether the row is new (rowcount is not reported for INSERTs).
+    # RETURNING says which rows are new (rowcount is not reported for INSERTs).
     if dialect == "postgresql":
-        pg = postgresql.insert(usage_records).values(**values).on_conflict_do_nothing()
-        return connection.execute(pg.returning(new)).first() is not None
+        pg = postgresql.insert(usage_records).on_conflict_do_nothing().returning(new)
+        return {str(r[0]) for r in connection.execute(pg, rows)}
     if dialect == "sqlite":
-        lite = sqlite.insert(usage_records).values(**values).on_conflict_do_nothing()
-        return connection.execute(lite.returning(new)).first() is not None
+        lite = sqlite.insert(usage_records).on_conflict_do_nothing().returning(new)
+        return {str(r[0]) for r in connection.execute(lite, rows)}
     raise RuntimeError(f"unsupported ledger database {dialect!r}")
 
 
-def reserve(
-    key_id: str, request_id: str, model: str, amount_nano: int, owner: str, now: datetime
-) -> Callable[[Connection], bool]:
-    def op(connection: Connection) -> bool:
-        k = api_keys.c
-        taken = connection.execute(
+def _move_to_spent(
+    connection: Connection, request_ids: Sequence[str], spent: dict[str, int]
+) -> None:
+    """Delete the reservations of `request_ids`; per key, `reserved -= their amounts` and
+    `spent += spent[key]`."""
+    released: dict[str, int] = defaultdict(int)
+    if request_ids:
+        r = reservations.c
+        rows = connection.execute(
+            delete(reservations)
+            .where(r.request_id.in_(list(request_ids)))
+            .returning(r.key_id, r.amount_nano)
+        ).all()
+        for key_id, amount in rows:
+            released[str(key_id)] += int(amount)
+    k = api_keys.c
+    for key_id in sorted(set(released) | {key for key, v in spent.items() if v}):
+        connection.execute(
             update(api_keys)
             .where(k.id == key_id)
-            .where(
-                or_(
-                    k.budget_nano.is_(None),
-                    k.spent_nano + k.reserved_nano + amount_nano <= k.budget_nano,
-                )
-            )
-            .values(reserved_nano=k.reserved_nano + amount_nano)
-        ).rowcount
-        if taken != 1:
-            return False
-        connection.execute(
-            insert(reservations).values(
-                request_id=request_id,
-                key_id=key_id,
-                model=model,
-                amount_nano=amount_nano,
-                owner=owner,
-                created_at=now,
+            .values(
+                reserved_nano=k.reserved_nano - released.get(key_id, 0),
+                spent_nano=k.spent_nano + spent.get(key_id, 0),
             )
         )
-        return True
-
-    return op
 
 
-def _drop_reservation(connection: Connection, request_id: str, spent_nano: int) -> None:
-    """Delete `request_id`'s reservation (if any) and move it from reserved to spent."""
-    r = reservations.c
-    row = connection.execute(
-        select(r.key_id, r.amount_nano).where(r.request_id == request_id)
-    ).first()
-    if row is None:
-        return
-    connection.execute(delete(reservations).where(r.request_id == request_id))
+def _take(connection: Connection, key_id: str, amount_nano: int) -> bool:
+    """The conditional UPDATE (module docstring): whether `amount_nano` was reserved."""
     k = api_keys.c
-    connection.execute(
+    matched = connection.execute(
         update(api_keys)
-        .where(k.id == row.key_id)
-        .values(
-            reserved_nano=k.reserved_nano - row.amount_nano,
-            spent_nano=k.spent_nano + spent_nano,
-        )
-    )
-
-
-def settle(record: UsageRecord) -> Callable[[Connection], bool]:
-    cost_nano = None if record.cost is None else to_nano(record.cost)
-    values: dict[str, object] = record.model_dump(exclude={"cost"})
-    values["cost_nano"] = cost_nano
-
-    def op(connection: Connection) -> bool:
-        if not _insert_ignore(connection, values):
-            return False
-        spent = cost_nano or 0
-        r = reservations.c
-        reserved = connection.execute(
-            select(r.request_id).where(r.request_id == record.request_id)
-        ).first()
-        if reserved is not None:
-            _drop_reservation(connection, record.request_id, spent)
-        elif record.key_id is not None and spent:
-            k = api_keys.c
-            connection.execute(
-                update(api_keys)
-                .where(k.id == record.key_id)
-                .values(spent_nano=k.spent_nano + spent)
+        .where(k.id == key_id)
+        .where(
+            or_(
+                k.budget_nano.is_(None),
+                k.spent_nano + k.reserved_nano + amount_nano <= k.budget_nano,
             )
-        return True
+        )
+        .values(reserved_nano=k.reserved_nano + amount_nano)
+    ).rowcount
+    return bool(matched == 1)
 
-    return op
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    key_id: str
+    request_id: str
+    model: str
+    amount_nano: int
+    owner: str
+    now: datetime
+
+    def __call__(self, connection: Connection) -> bool:
+        return Reserve.run_many(connection, [self])[0]
+
+    @staticmethod
+    def run_many(connection: Connection, ops: Sequence[Reserve]) -> list[bool]:
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for i, op in enumerate(ops):
+            by_key[op.key_id].append(i)
+        taken = [False] * len(ops)
+        for key_id, indexes in by_key.items():
+            # The whole group in one UPDATE when the budget covers all of it (the usual
+            # case); else one conditional UPDATE per reservation, in order.
+            if len(indexes) > 1 and _take(
+                connection, key_id, sum(ops[i].amount_nano for i in indexes)
+            ):
+                for i in indexes:
+                    taken[i] = True
+                continue
+            for i in indexes:
+                taken[i] = _take(connection, key_id, ops[i].amount_nano)
+        rows = [
+            {
+                "request_id": op.request_id,
+                "key_id": op.key_id,
+                "model": op.model,
+                "amount_nano": op.amount_nano,
+                "owner": op.owner,
+                "created_at": op.now,
+            }
+            for op, ok in zip(ops, taken, strict=True)
+            if ok
+        ]
+        if rows:
+            connection.execute(insert(reservations), rows)
+        return taken
 
 
-def release(request_id: str) -> Callable[[Connection], None]:
-    def op(connection: Connection) -> None:
-        _drop_reservation(connection, request_id, 0)
+@dataclass(frozen=True, slots=True)
+class Settle:
+    record: UsageRecord
 
-    return op
+    def __call__(self, connection: Connection) -> bool:
+        return Settle.run_many(connection, [self])[0]
+
+    def row(self) -> dict[str, object]:
+        values: dict[str, object] = self.record.model_dump(exclude={"cost"})
+        values["cost_nano"] = None if self.record.cost is None else to_nano(self.record.cost)
+        return values
+
+    @staticmethod
+    def run_many(connection: Connection, ops: Sequence[Settle]) -> list[bool]:
+        rows: dict[str, dict[str, object]] = {}
+        for op in ops:
+            rows.setdefault(op.record.request_id, op.row())  # one request twice: first wins
+        new = _insert_new(connection, list(rows.values()))
+        spent: dict[str, int] = defaultdict(int)
+        for request_id in new:
+            row = rows[request_id]
+            if row["key_id"] is not None:
+                spent[str(row["key_id"])] += int(str(row["cost_nano"] or 0))
+        _move_to_spent(connection, sorted(new), spent)
+        claimed: set[str] = set()
+        results = []
+        for op in ops:  # the first op of a new request id reports it new
+            rid = op.record.request_id
+            results.append(rid in new and rid not in claimed)
+            claimed.add(rid)
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    request_id: str
+
+    def __call__(self, connection: Connection) -> None:
+        _move_to_spent(connection, [self.request_id], {})

@@ -56,7 +56,7 @@ def recover_reservations(
                 )
             ).first()
             if recorded is not None:
-                operations.release(row.request_id)(connection)
+                operations.Release(row.request_id)(connection)
                 settled += 1
                 continue
             record = UsageRecord(
@@ -73,7 +73,7 @@ def recover_reservations(
                 started_at=utc(row.created_at),
                 ended_at=now,
             )
-            operations.settle(record)(connection)
+            operations.Settle(record)(connection)
             released += 1
     report = RecoveryReport(settled=settled, released=released)
     if report.total:

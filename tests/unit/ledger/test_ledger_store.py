@@ -39,10 +39,10 @@ async def test_group_commit_batches_and_records_each_request_once(ledger_url: st
     writer.start()
     try:
         records = [record(f"req-{i}", cost="0.000753") for i in range(500)]
-        results = await asyncio.gather(*(writer.submit(operations.settle(r)) for r in records))
+        results = await asyncio.gather(*(writer.submit(operations.Settle(r)) for r in records))
         assert all(results)
         assert writer.batches < 100  # grouped, not one transaction per record
-        again = await asyncio.gather(*(writer.submit(operations.settle(r)) for r in records[:50]))
+        again = await asyncio.gather(*(writer.submit(operations.Settle(r)) for r in records[:50]))
         assert not any(again)  # idempotent by request id
     finally:
         writer.stop()
@@ -63,7 +63,7 @@ async def test_a_failing_write_reaches_its_caller_and_spares_the_batch(ledger_ur
         raise RuntimeError("disk full")
 
     try:
-        good = [writer.submit(operations.settle(record(f"ok-{i}"))) for i in range(5)]
+        good = [writer.submit(operations.Settle(record(f"ok-{i}"))) for i in range(5)]
         results = await asyncio.gather(*good, writer.submit(broken), return_exceptions=True)
     finally:
         writer.stop()
@@ -92,7 +92,7 @@ async def test_concurrent_reservations_admit_exactly_what_the_budget_covers(
     try:
         taken = await asyncio.gather(
             *(
-                writer.submit(operations.reserve(key_id, f"r{i}", "m", 1000, "gw", NOW))
+                writer.submit(operations.Reserve(key_id, f"r{i}", "m", 1000, "gw", NOW))
                 for i in range(50)
             )
         )
@@ -100,8 +100,8 @@ async def test_concurrent_reservations_admit_exactly_what_the_budget_covers(
         # settling one at its real (lower) cost frees the difference, and no more
         first = next(f"r{i}" for i, ok in enumerate(taken) if ok)
         settled = record(first, key_id=key_id, cost="0.0000004")  # 400 nano
-        assert await writer.submit(operations.settle(settled))
-        assert not await writer.submit(operations.settle(settled))  # billed once
+        assert await writer.submit(operations.Settle(settled))
+        assert not await writer.submit(operations.Settle(settled))  # billed once
     finally:
         writer.stop()
     with engine.connect() as connection:
@@ -117,8 +117,8 @@ def test_recovery_releases_open_reservations_with_one_failed_record_each(
     key_id = _key_with_budget(engine, 10_000)
     with engine.begin() as connection:
         for i in range(3):
-            operations.reserve(key_id, f"open-{i}", "m", 1000, "gw-a", NOW)(connection)
-        operations.reserve(key_id, "other-live", "m", 1000, "gw-b", NOW)(connection)
+            operations.Reserve(key_id, f"open-{i}", "m", 1000, "gw-a", NOW)(connection)
+        operations.Reserve(key_id, "other-live", "m", 1000, "gw-b", NOW)(connection)
     report = recover_reservations(engine, owner="gw-a", now=NOW, stale_after_s=600)
     assert (report.released, report.settled) == (3, 0)
     with engine.connect() as connection:
@@ -159,11 +159,11 @@ def test_keys_store_only_a_peppered_hash(ledger_url: str) -> None:
 async def test_queries_group_by_model_key_and_day(ledger_url: str) -> None:
     engine = ledger_engine(ledger_url)
     with engine.begin() as connection:
-        operations.settle(record("a", key_id="k1", cost="0.5"))(connection)
-        operations.settle(record("b", key_id="k2", cost="0.25", model="x/y"))(connection)
+        operations.Settle(record("a", key_id="k1", cost="0.5"))(connection)
+        operations.Settle(record("b", key_id="k2", cost="0.25", model="x/y"))(connection)
         day2 = NOW + timedelta(days=1)
-        operations.settle(record("c", key_id="k1", cost="0.125", when=day2))(connection)
-        operations.settle(record("d", key_id="k1", cost=None, status="refused"))(connection)
+        operations.Settle(record("c", key_id="k1", cost="0.125", when=day2))(connection)
+        operations.Settle(record("d", key_id="k1", cost=None, status="refused"))(connection)
     queries = LedgerQueries(engine)
     by_model = {r.group: r.cost for r in queries.usage("model")}
     assert by_model == {"qwen/qwen3-coder-flash": Decimal("0.625"), "x/y": Decimal("0.25")}

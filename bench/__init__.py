@@ -1,0 +1,1 @@
+"""Benchmarks and their harnesses. Tooling: never imported by the product."""
