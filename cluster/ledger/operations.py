@@ -27,11 +27,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, or_, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cluster.ledger.records import UsageRecord, to_nano
 from cluster.ledger.schema import api_keys, reservations, usage_records
+
+_k = api_keys.c
+# Built once: the statements run for every request, with bound parameters.
+_TAKE = (
+    update(api_keys)
+    .where(_k.id == bindparam("key"))
+    .where(
+        or_(
+            _k.budget_nano.is_(None),
+            _k.spent_nano + _k.reserved_nano + bindparam("amount") <= _k.budget_nano,
+        )
+    )
+    .values(reserved_nano=_k.reserved_nano + bindparam("amount"))
+)
+_MOVE = (
+    update(api_keys)
+    .where(_k.id == bindparam("key"))
+    .values(
+        reserved_nano=_k.reserved_nano - bindparam("released"),
+        spent_nano=_k.spent_nano + bindparam("spent"),
+    )
+)
 
 
 def _insert_new(connection: Connection, rows: list[dict[str, object]]) -> set[str]:
@@ -63,32 +85,14 @@ def _move_to_spent(
         ).all()
         for key_id, amount in rows:
             released[str(key_id)] += int(amount)
-    k = api_keys.c
     for key_id in sorted(set(released) | {key for key, v in spent.items() if v}):
-        connection.execute(
-            update(api_keys)
-            .where(k.id == key_id)
-            .values(
-                reserved_nano=k.reserved_nano - released.get(key_id, 0),
-                spent_nano=k.spent_nano + spent.get(key_id, 0),
-            )
-        )
+        params = {"key": key_id, "released": released.get(key_id, 0), "spent": spent.get(key_id, 0)}
+        connection.execute(_MOVE, params)
 
 
 def _take(connection: Connection, key_id: str, amount_nano: int) -> bool:
     """The conditional UPDATE (module docstring): whether `amount_nano` was reserved."""
-    k = api_keys.c
-    matched = connection.execute(
-        update(api_keys)
-        .where(k.id == key_id)
-        .where(
-            or_(
-                k.budget_nano.is_(None),
-                k.spent_nano + k.reserved_nano + amount_nano <= k.budget_nano,
-            )
-        )
-        .values(reserved_nano=k.reserved_nano + amount_nano)
-    ).rowcount
+    matched = connection.execute(_TAKE, {"key": key_id, "amount": amount_nano}).rowcount
     return bool(matched == 1)
 
 

@@ -63,6 +63,22 @@ def _resolve(pending: _Pending, result: Any, error: BaseException | None) -> Non
         pending.loop.call_soon_threadsafe(done)
 
 
+def _resolve_all(done: list[tuple[_Pending, Any]]) -> None:
+    """Resolve many successful futures with one wake-up per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, Any]]] = {}
+    for pending, result in done:
+        by_loop.setdefault(pending.loop, []).append((pending, result))
+
+    def settle(items: list[tuple[_Pending, Any]]) -> None:
+        for pending, result in items:
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: its callers wait no more
+            loop.call_soon_threadsafe(settle, items)
+
+
 class GroupCommitWriter:
     def __init__(
         self,
@@ -143,8 +159,7 @@ class GroupCommitWriter:
             for item in batch:
                 self._commit_one(item)
             return
-        for item, result in zip(batch, results, strict=True):
-            _resolve(item, result, None)
+        _resolve_all([(item, result) for item, result in zip(batch, results, strict=True)])
 
     def _commit_one(self, item: _Pending) -> None:
         try:
