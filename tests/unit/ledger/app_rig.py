@@ -46,6 +46,7 @@ class Rig:
     keys: KeyStore
     ledger: Ledger
     base_url: str
+    app_state: Any  # the app's state: service, authenticator (what the gRPC door shares)
 
     async def chat(
         self, key: str | None, *, stream: bool = False, max_tokens: int = 8, **extra: object
@@ -101,7 +102,7 @@ async def billing_app(
     assert ledger.keys is not None
     try:
         async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
-            yield Rig(http, ledger.keys, ledger, base_url)
+            yield Rig(http, ledger.keys, ledger, base_url, app.state)
     finally:
         server.should_exit = True
         await task
