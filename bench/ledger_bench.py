@@ -37,9 +37,9 @@ from cluster.config import ModelDeployment, ServedModel, load_builtin_catalog
 from cluster.engine.types import Usage
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
-from cluster.ledger.meter import LedgerMeter
 from cluster.ledger.writer import GroupCommitWriter
 from cluster.pricing import PriceBook
+from cluster.service.ledger_meter import LedgerMeter
 
 QWEN = "qwen/qwen3-coder-flash"
 KEYS = 20

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -42,14 +43,16 @@ from cluster.api.schema import ChatCompletionRequest, CompletionRequest
 from cluster.api.validation import parse_chat_request, parse_completion_request
 from cluster.auth import Authenticator, OpenAccess, Principal, build_authenticator
 from cluster.auth.managed import build_key_authenticator
+from cluster.auth.ratelimit import RateLimiter
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ModelyardError
 from cluster.http.body import read_body
 from cluster.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
 from cluster.http.ledger_routes import add_ledger_routes
 from cluster.http.streaming import EventStreamResponse
-from cluster.ledger.runtime import ledger_enabled, open_ledger
+from cluster.ledger.runtime import Ledger, ledger_enabled, open_ledger
 from cluster.service import GatewayService, ModelBackend
+from cluster.service.ledger_meter import LedgerMeter
 from cluster.telemetry import GatewayMetrics, RequestObserver, build_tracer_provider, tracer_from
 
 API_PREFIXES = ("/v1", "/api/v1")
@@ -208,7 +211,7 @@ def build_gateway_app(
         backend,
         observer,
         timeout_s=config.gateway.request_timeout_s,
-        meter=None if ledger is None else ledger.meter,
+        meter=None if ledger is None else ledger_meter(ledger),
     )
     app = create_app(
         service,
@@ -224,6 +227,10 @@ def build_gateway_app(
         close_with_app(app, ledger.close)
         app.state.ledger = ledger
     return app
+
+
+def ledger_meter(ledger: Ledger) -> LedgerMeter:
+    return LedgerMeter(ledger.writer, owner=ledger.owner, limiter=RateLimiter(time.monotonic))
 
 
 def close_with_app(app: FastAPI, close: Callable[[], None]) -> None:

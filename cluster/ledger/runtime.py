@@ -4,8 +4,9 @@
 
 opens the database (`database.open_ledger_engine`: URL from the environment or SQLite WAL,
 migrations to head), resolves reservations a stopped gateway left open (`recovery`),
-starts the group-commit writer, and builds the key store (keys mode), the meter and the
-queries. `Ledger.close()` drains the writer and closes the pool.
+starts the group-commit writer, and builds the key store (keys mode) and the queries. The
+gateway builds the meter over the writer (`cluster.service.ledger_meter`).
+`Ledger.close()` drains the writer and closes the pool.
 
 The ledger is kept when `auth.mode` is `keys` or the `ledger.url_env` variable is set
 (`ledger_enabled`); local development with auth off keeps none unless asked.
@@ -19,19 +20,16 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from cluster.auth.ratelimit import RateLimiter
 from cluster.config.settings import AuthSettings, ClusterConfig
 from cluster.errors import ConfigError
 from cluster.ledger.database import open_ledger_engine
 from cluster.ledger.keys import KeyStore
-from cluster.ledger.meter import LedgerMeter
 from cluster.ledger.queries import LedgerQueries
 from cluster.ledger.recovery import RecoveryReport, recover_reservations
 from cluster.ledger.writer import GroupCommitWriter
@@ -62,7 +60,7 @@ def default_owner(config: ClusterConfig) -> str:
 class Ledger:
     engine: Engine
     writer: GroupCommitWriter
-    meter: LedgerMeter
+    owner: str
     queries: LedgerQueries
     keys: KeyStore | None
     recovery: RecoveryReport
@@ -88,6 +86,5 @@ def open_ledger(
     )
     writer = GroupCommitWriter(engine)
     writer.start()
-    meter = LedgerMeter(writer, owner=owner, limiter=RateLimiter(time.monotonic))
     store = KeyStore(engine, pepper) if keys_mode else None
-    return Ledger(engine, writer, meter, LedgerQueries(engine), store, recovery)
+    return Ledger(engine, writer, owner, LedgerQueries(engine), store, recovery)

@@ -1,4 +1,4 @@
-"""`LedgerMeter`: the `cluster.service.metering.Meter` over the ledger.
+"""`LedgerMeter`: the `cluster.service.metering.Meter` over the ledger (`cluster.ledger`).
 
 admit (before dispatch), for a managed key (`Principal.limits`):
   1. the model must be one the key may use, else 403 (`param: model`);
