@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -106,6 +107,22 @@ async def _run(url: str, concurrency: int, requests: int, generation_s: float) -
     )
 
 
+def fsync_baseline(directory: Path, count: int = 200) -> tuple[float, float]:
+    """p50 and p99 (ms) of one small write + fsync in `directory`: the floor under every
+    durable commit on this disk (each request awaits at least one)."""
+    path = directory / "fsync-probe"
+    samples = []
+    with path.open("wb") as handle:
+        for _ in range(count):
+            handle.write(b"x" * 128)
+            handle.flush()
+            start = time.perf_counter()
+            os.fsync(handle.fileno())
+            samples.append((time.perf_counter() - start) * 1000)
+    path.unlink()
+    return _quantile(samples, 0.50), _quantile(samples, 0.99)
+
+
 def _start_postgres() -> tuple[Any, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
@@ -139,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if "postgresql" in args.databases:
         server, admin = _start_postgres()
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    p50, p99 = fsync_baseline(tmp)
+    print(f"fsync on this disk (200 x 128 B): p50 {p50:.2f} ms, p99 {p99:.2f} ms\n")
     print(
         "| database | concurrency | capacity records/s | added p50 (ms) | added p99 (ms) "
         f"| records/s with {args.generation_ms:g} ms generations |"
