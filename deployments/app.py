@@ -1,8 +1,8 @@
 """`build_app(config)`: the whole Serve application of one cluster file.
 
 One model deployment per served model (placement groups from the catalog's parallelism,
-`cluster.placement_plan`; requests placed by `deployments.request_router` with the
-config's `placement:` section), and the gateway bound to a handle of each. Placement plans are
+`cluster.placement`; requests placed by `deployments.routing.request_router` with the
+config's `routing:` section), and the gateway bound to a handle of each. Placement plans are
 computed here, before anything reaches Ray, so an impossible layout fails as a
 `ConfigError` naming the field instead of a replica stuck in PENDING.
 """
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cluster.config.catalog import Catalog, load_builtin_catalog
 from cluster.config.settings import ClusterConfig, ServedModel
-from cluster.placement_plan import PlacementPlan, plan_for
+from cluster.placement import PlacementPlan, plan_for
 from deployments.gateway import bind_gateway
 from deployments.model_deployment import bind_model
 
@@ -34,7 +34,7 @@ def plan_models(
 
 def build_app(config: ClusterConfig, *, catalog: Catalog | None = None) -> Application:
     handles = {
-        model.id: bind_model(model, plan, config.placement)
+        model.id: bind_model(model, plan, config.routing)
         for model, plan in plan_models(config, catalog=catalog)
     }
     return bind_gateway(config, handles)

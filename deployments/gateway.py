@@ -5,8 +5,8 @@ class defines `__serve_build_asgi_app__`, which Serve calls after the constructo
 where the FastAPI app is built, so it holds this replica's `DeploymentHandle`s (Serve
 replaces the bound model deployments passed to `bind` by handles) and nothing of it has to
 be pickled. With `gateway.grpc_port` set, the app's lifespan also runs the gRPC API
-(`cluster.grpc.lifespan`) on the replica's event loop, sharing the app's core. With
-`placement.debug_endpoint` on, `GET /debug/routing` shows this replica's request routers
+(`cluster.gateway.grpc.lifespan`) on the replica's event loop, sharing the app's core. With
+`routing.debug_endpoint` on, `GET /debug/routing` shows this replica's request routers
 (loopback clients only; `deployments.routing.debug`).
 """
 
@@ -37,14 +37,14 @@ class Gateway:
         self._handles = handles
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        from cluster.grpc.lifespan import attach_grpc_server
-        from cluster.http import build_gateway_app
+        from cluster.gateway.grpc.lifespan import attach_grpc_server
+        from cluster.gateway.http import build_gateway_app
 
-        placement = self._config.placement
+        routing = self._config.routing
         served = self._config.served_models(load_builtin_catalog())
-        backend = HandleBackend(self._handles, failover_attempts=placement.failover_attempts)
+        backend = HandleBackend(self._handles, failover_attempts=routing.failover_attempts)
         app = build_gateway_app(self._config, served, backend)
-        if placement.debug_endpoint:
+        if routing.debug_endpoint:
             from deployments.routing.debug import add_routing_debug_route
 
             add_routing_debug_route(app, backend)

@@ -34,7 +34,8 @@ from typing import Any
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError
-from cluster.telemetry.exposition import merge_expositions
+from cluster.gateway.telemetry.exposition import merge_expositions
+from deployments.replica_methods import GENERATE_BATCHES
 from deployments.routing.introspect import snapshot_of
 
 logger = logging.getLogger("ray.serve")
@@ -134,7 +135,7 @@ class HandleBackend:
         self, model: ServedModel, handle: Any, request: EngineRequest
     ) -> AsyncGenerator[EngineChunk, None]:
         """One try. Raises `_NotStarted` for a replica failure before the first chunk."""
-        response = handle.generate_batches.remote(request)
+        response = getattr(handle, GENERATE_BATCHES).remote(request)
         done = False
         started = False
         try:

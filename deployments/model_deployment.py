@@ -21,7 +21,7 @@ KV events: with `publish_kv_events`, a replica of a model with prefix caching re
 its engine's `kv_events()` on a ZMQ PUB socket in vLLM's frame format
 (`cluster.kv_events.publisher`), bound on this node's IP with an ephemeral port
 (127.0.0.1 on a local cluster); every request router subscribes to it
-(`deployments.request_router`).
+(`deployments.routing.request_router`).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from cluster.config.settings import PlacementConfig, ServedModel
+from cluster.config.settings import RoutingConfig, ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
 from cluster.errors import EngineUnavailable, ModelyardError
+from cluster.gateway.service import internal_error
 from cluster.kv_events.publisher import KVEventPublisher
-from cluster.placement_plan import PlacementPlan, layout_violations, rank_bundles
-from cluster.service import internal_error
+from cluster.placement import PlacementPlan, layout_violations, rank_bundles
 from deployments.engines.factory import build_engine
 from deployments.placement import replica_options
 
@@ -258,12 +258,12 @@ class ModelReplica:
 
 
 def bind_model(
-    model: ServedModel, plan: PlacementPlan, placement: PlacementConfig | None = None
+    model: ServedModel, plan: PlacementPlan, routing: RoutingConfig | None = None
 ) -> Application:
     """A bound Serve application node for `model`'s deployment (one per catalog model),
-    routed by the placement router with `placement` (the cluster file's section)."""
+    routed by the request router with `routing` (the cluster file's section)."""
     from ray import serve
 
-    placement = placement or PlacementConfig()
-    deployment = serve.deployment(**replica_options(model, plan, placement))(ModelReplica)
-    return deployment.bind(model, plan, placement.kv_events)
+    routing = routing or RoutingConfig()
+    deployment = serve.deployment(**replica_options(model, plan, routing))(ModelReplica)
+    return deployment.bind(model, plan, routing.kv_events)

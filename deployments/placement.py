@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cluster.config.settings import PlacementConfig, ServedModel
-from cluster.placement_plan import PlacementPlan
+from cluster.config.settings import RoutingConfig, ServedModel
+from cluster.placement import PlacementPlan
 from deployments.routing.config import request_router_config
 
 #: Concurrent requests a vLLM replica admits when the config does not say; vLLM's own
@@ -40,12 +40,12 @@ def max_ongoing_requests(model: ServedModel) -> int:
 
 
 def replica_options(
-    model: ServedModel, plan: PlacementPlan, placement: PlacementConfig | None = None
+    model: ServedModel, plan: PlacementPlan, routing: RoutingConfig | None = None
 ) -> dict[str, Any]:
     """Keyword arguments for `Deployment.options(...)` of one model's deployment.
 
-    Requests are placed by modelyard's request router (`deployments.request_router`)
-    configured from `placement` (default settings when None).
+    Requests are placed by modelyard's request router (`deployments.routing.request_router`)
+    configured from `routing` (default settings when None).
     """
     options: dict[str, Any] = {
         "name": model.deployment_name,
@@ -57,7 +57,7 @@ def replica_options(
         "health_check_timeout_s": 30.0,
         "graceful_shutdown_timeout_s": 20.0,
         "graceful_shutdown_wait_loop_s": 0.5,
-        "request_router_config": request_router_config(model, placement or PlacementConfig()),
+        "request_router_config": request_router_config(model, routing or RoutingConfig()),
     }
     if plan.gpus > 0:
         options["placement_group_bundles"] = [dict(b) for b in plan.bundles]

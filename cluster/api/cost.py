@@ -2,7 +2,7 @@
 
 Money is `Decimal` inside and leaves as a JSON number written from the exact decimal (the
 JSON text of `Decimal("0.759")` is `0.759`); gRPC carries the same values as decimal strings
-(`cluster.grpc.responses`). A model without a price table has no `cost`, and
+(`cluster.gateway.grpc.responses`). A model without a price table has no `cost`, and
 `cost_details.reason` says why instead of an invented number.
 """
 

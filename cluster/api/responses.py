@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.api.cost import CostDetails, Money
-from cluster.engine.types import FinishReason, Usage
+from cluster.api.usage import FinishReason, Usage
 from cluster.errors import ModelyardError
 
 

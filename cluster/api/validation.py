@@ -23,8 +23,8 @@ from pydantic_core import ErrorDetails
 
 from cluster.api.messages import AssistantMessage, Message, ToolMessage
 from cluster.api.schema import ChatCompletionRequest, CompletionRequest
-from cluster.config.loader import field_path
 from cluster.errors import InvalidRequest, MalformedJSON
+from cluster.field_paths import field_path
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 Loc = tuple[int | str, ...]

@@ -23,7 +23,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from cluster.placement_plan import plan_for
+    from cluster.placement import plan_for
 
     try:
         config = load_config(args.file)

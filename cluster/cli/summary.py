@@ -6,7 +6,7 @@ import json
 import shlex
 
 from cluster.config.settings import ServedModel
-from cluster.placement_plan import PlacementPlan
+from cluster.placement import PlacementPlan
 
 SIMULATED = "SIMULATED"
 

@@ -24,9 +24,10 @@ from types import FrameType
 from pydantic import ValidationError
 
 from cluster.cli.auth_mode import auth_line, with_auth
-from cluster.config.loader import default_config_path, field_path, load_config
+from cluster.config.loader import default_config_path, load_config
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ConfigError, ModelyardError
+from cluster.field_paths import field_path
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
         if update:
             config = _with_gateway(config, update)
         config = with_auth(config, args.auth, os.environ)
-        from cluster.cli.local_cluster import LocalCluster
-        from cluster.placement_plan import plan_for
+        from cluster.placement import plan_for
+        from deployments.launcher import LocalCluster
 
         cluster = LocalCluster(config, progress=_say)
         plans = [(model, plan_for(model, config.ray)) for model in cluster.served]

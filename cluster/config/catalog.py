@@ -29,7 +29,7 @@ class Parallelism(_Strict):
     """How one replica is sharded. GPUs per replica = tensor x pipeline.
 
     Tensor-parallel groups never cross a node; pipeline stages may (see
-    `cluster.placement_plan`). `expert` turns on expert parallelism for MoE layers
+    `cluster.placement`). `expert` turns on expert parallelism for MoE layers
     (experts are spread over the tensor x pipeline ranks instead of sliced).
     """
 

@@ -11,19 +11,9 @@ from pydantic import ValidationError
 
 from cluster.config.catalog import Catalog, load_builtin_catalog
 from cluster.config.settings import ClusterConfig, ServedModel
-from cluster.config.vllm_args import check_deployment
+from cluster.config.vllm_config import check_deployment
 from cluster.errors import ConfigError
-
-
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """('models', 2, 'sim', 'speedup') -> 'models[2].sim.speedup'."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
+from cluster.field_paths import field_path
 
 
 def _describe(err: ValidationError, source: str) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cluster.config.catalog import Catalog, ModelSpec, PriceTable
 from cluster.config.vllm_args import VLLMDeploymentSettings
-from cluster.placement.config import PlacementSettings
+from cluster.routing.config import RoutingSettings
 
 GpuKind = Literal["h100", "h200", "a100"]
 
@@ -67,7 +67,7 @@ class AuthSettings(_Strict):
     `mode: keys` checks managed keys (`modelyard keys create`, stored in the ledger's
     database as peppered hashes; the pepper is read from the environment variable named by
     `pepper_env`, e.g. a Kubernetes Secret). Static keys are configured only as SHA-256 hex
-    digests (`python -m cluster.auth` prints one), never in plaintext; inputs are hidden
+    digests (`python -m cluster.gateway.auth` prints one), never in plaintext; inputs are hidden
     from validation errors in case a key was pasted by mistake. With `mode: off` and no
     digest configured, authentication is off (local mode).
     """
@@ -195,8 +195,8 @@ class TelemetrySettings(_Strict):
     service_name: str = "modelyard"
 
 
-class PlacementConfig(PlacementSettings):
-    """`placement:` — the router's settings (`cluster.placement.PlacementSettings`, used by
+class RoutingConfig(RoutingSettings):
+    """`routing:` — the router's settings (`cluster.routing.RoutingSettings`, used by
     every model deployment's Serve request router) plus how the live router gets its inputs.
     """
 
@@ -243,7 +243,7 @@ class ClusterConfig(_Strict):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
-    placement: PlacementConfig = Field(default_factory=PlacementConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     catalog: list[ModelSpec] = Field(
         default_factory=list, description="models added to the built-in catalog"
     )

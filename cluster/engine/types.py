@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.api.messages import Message, ResponseFormat, Tool, ToolChoice
+from cluster.api.usage import FinishReason as FinishReason
+from cluster.api.usage import Usage as Usage
 from cluster.errors import ErrorInfo
 
 
@@ -48,26 +49,6 @@ class EngineRequest(_Strict):
     cache_salt: str | None = None
 
 
-class Usage(_Strict):
-    prompt_tokens: int = Field(ge=0)
-    completion_tokens: int = Field(ge=0)
-    cached_tokens: int = Field(default=0, ge=0)
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    @classmethod
-    def from_openai(cls, raw: Mapping[str, Any]) -> Usage:
-        """Read an OpenAI `usage` object (as vLLM's server and ours send it)."""
-        details = raw.get("prompt_tokens_details") or {}
-        return cls(
-            prompt_tokens=int(raw.get("prompt_tokens", 0)),
-            completion_tokens=int(raw.get("completion_tokens", 0)),
-            cached_tokens=int(details.get("cached_tokens") or 0),
-        )
-
-
 class ToolCallDelta(_Strict):
     """A piece of a tool call, as in OpenAI's streaming `delta.tool_calls[i]`.
 
@@ -78,9 +59,6 @@ class ToolCallDelta(_Strict):
     id: str | None = None
     name: str | None = None
     arguments: str = ""
-
-
-FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class EngineChunk(_Strict):

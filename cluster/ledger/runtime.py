@@ -5,7 +5,7 @@
 opens the database (`database.open_ledger_engine`: URL from the environment or SQLite WAL,
 migrations to head), resolves reservations a stopped gateway left open (`recovery`),
 starts the group-commit writer, and builds the key store (keys mode) and the queries. The
-gateway builds the meter over the writer (`cluster.service.ledger_meter`).
+gateway builds the meter over the writer (`cluster.gateway.service.ledger_meter`).
 `Ledger.close()` drains the writer and closes the pool.
 
 The ledger is kept when `auth.mode` is `keys` or the `ledger.url_env` variable is set

@@ -24,7 +24,7 @@ def build_engine(
     """A new, not yet started engine for one replica of `model`.
 
     `ray_bundle_indices`: the replica's GPU bundles in rank order
-    (`cluster.placement_plan.rank_bundles`), for an engine that starts one worker per GPU
+    (`cluster.placement.rank_bundles`), for an engine that starts one worker per GPU
     in the replica's placement group (vLLM's Ray executor). None = no GPUs reserved.
     """
     kind = model.deployment.engine

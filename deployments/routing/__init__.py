@@ -1,4 +1,4 @@
-"""Parts of the model deployments' Serve request router (`deployments.request_router`).
+"""Parts of the model deployments' Serve request router (`deployments.routing.request_router`).
 
 - `prompts`: an `EngineRequest` → `RouteRequest` (prompt length, block hashes).
 - `loads`: replica load from this router's in-flight requests and the replicas' reports.

@@ -2,24 +2,24 @@
 
 Ray Serve builds the router itself, in every process that holds a handle to the
 deployment, from an import path and JSON-serialisable kwargs. `RouterKwargs` is that
-JSON, validated on both sides; `request_router_config(model, placement)` is the
+JSON, validated on both sides; `request_router_config(model, routing)` is the
 deployment option (a plain dict Serve accepts, so building it needs no Ray).
 
-Per model (from the one `placement:` section of the cluster file):
-- `settings`: `cluster.placement.PlacementSettings`, except that for simulated models the
+Per model (from the one `routing:` section of the cluster file):
+- `settings`: `cluster.routing.RoutingSettings`, except that for simulated models the
   index's block size is the engine's own (`models[i].sim.block_size`): KV events of another
   block size could not be indexed, so the engine is the one source of that number. vLLM
   decides its block size itself (16 on GPUs, 128 on vLLM CPU, other values for MLA or
-  hybrid models), so for vLLM models `placement.index.block_tokens` is only the starting
+  hybrid models), so for vLLM models `routing.index.block_tokens` is only the starting
   value: the router adopts the `block_size` its replicas report (`vllm.config
-  .cache_config.block_size`, in `record_routing_stats`) — see `deployments.request_router`.
+  .cache_config.block_size`, in `record_routing_stats`) — see `deployments.routing.request_router`.
 - `hashing`: `sim` (exact hashes) for simulated models; `vllm` (exact: vLLM's own
   rendering and tokenizer, router-side) for vLLM models that cache prefixes, which then
   carry `served` (the model as its engine is configured: the router loads the tokenizer
   from where the engine loads its weights); `proxy` (provisional only) for vLLM models
   without prefix caching, whose hashes are never used (see `deployments.routing.prompts`).
 - `kv_events`: subscribe to the replicas' KV events — where hashes are exact, the model
-  caches prefixes, `placement.kv_events` is on and (vLLM) the deployment publishes them
+  caches prefixes, `routing.kv_events` is on and (vLLM) the deployment publishes them
   (`models[i].vllm.kv_events`).
 """
 
@@ -30,12 +30,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cluster.config.settings import PlacementConfig, ServedModel
-from cluster.placement import PlacementSettings
+from cluster.config.settings import RoutingConfig, ServedModel
+from cluster.routing import RoutingSettings
 from deployments.routing.prompts import HashingKind
 
 #: Import path of the router class (Serve imports it in every handle's process).
-REQUEST_ROUTER_CLASS = "deployments.request_router:PlacementRequestRouter"
+REQUEST_ROUTER_CLASS = "deployments.routing.request_router:RoutingRequestRouter"
 
 #: Routing decisions kept for `GET /debug/routing` when the endpoint is on.
 DEBUG_DECISIONS = 256
@@ -49,7 +49,7 @@ class RouterKwargs(BaseModel):
     hashing: HashingKind
     kv_events: bool
     record_decisions: int = Field(default=0, ge=0)
-    settings: PlacementSettings
+    settings: RoutingSettings
     served: ServedModel | None = Field(
         default=None, description="the vLLM model, for its tokenizer (hashing 'vllm' only)"
     )
@@ -81,10 +81,10 @@ def adopted_block_size(kwargs: RouterKwargs, reports: Iterable[Mapping[str, Any]
     return None if size == kwargs.block_tokens else size
 
 
-def placement_settings(placement: PlacementConfig) -> PlacementSettings:
-    """The router's own part of the `placement:` section (without the live-router knobs)."""
-    return PlacementSettings.model_validate(
-        placement.model_dump(include=set(PlacementSettings.model_fields))
+def routing_settings(routing: RoutingConfig) -> RoutingSettings:
+    """The router's own part of the `routing:` section (without the live-router knobs)."""
+    return RoutingSettings.model_validate(
+        routing.model_dump(include=set(RoutingSettings.model_fields))
     )
 
 
@@ -94,8 +94,8 @@ def hashing_kind(model: ServedModel) -> HashingKind:
     return "vllm" if model.spec.prefix_caching else "proxy"
 
 
-def router_kwargs(model: ServedModel, placement: PlacementConfig) -> RouterKwargs:
-    settings = placement_settings(placement)
+def router_kwargs(model: ServedModel, routing: RoutingConfig) -> RouterKwargs:
+    settings = routing_settings(routing)
     hashing = hashing_kind(model)
     if hashing == "sim":
         index = settings.index.model_copy(update={"block_tokens": model.deployment.sim.block_size})
@@ -107,18 +107,18 @@ def router_kwargs(model: ServedModel, placement: PlacementConfig) -> RouterKwarg
         model_id=model.id,
         prefix_caching=caching,
         hashing=hashing,
-        kv_events=placement.kv_events and caching and publishes,
-        record_decisions=DEBUG_DECISIONS if placement.debug_endpoint else 0,
+        kv_events=routing.kv_events and caching and publishes,
+        record_decisions=DEBUG_DECISIONS if routing.debug_endpoint else 0,
         settings=settings,
         served=model if hashing == "vllm" else None,
     )
 
 
-def request_router_config(model: ServedModel, placement: PlacementConfig) -> dict[str, Any]:
+def request_router_config(model: ServedModel, routing: RoutingConfig) -> dict[str, Any]:
     """The deployment's `request_router_config` option."""
     return {
         "request_router_class": REQUEST_ROUTER_CLASS,
-        "request_router_kwargs": router_kwargs(model, placement).model_dump(mode="json"),
-        "request_routing_stats_period_s": placement.stats_period_s,
-        "request_routing_stats_timeout_s": max(5.0, 5 * placement.stats_period_s),
+        "request_router_kwargs": router_kwargs(model, routing).model_dump(mode="json"),
+        "request_routing_stats_period_s": routing.stats_period_s,
+        "request_routing_stats_timeout_s": max(5.0, 5 * routing.stats_period_s),
     }

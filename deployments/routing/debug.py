@@ -1,8 +1,8 @@
 """`GET /debug/routing`: what this gateway replica's request routers know (for operators).
 
-Off unless `placement.debug_endpoint` is set, and answered to loopback clients only
+Off unless `routing.debug_endpoint` is set, and answered to loopback clients only
 (403 otherwise): it lists replica ids, loads and recent routing decisions. The body maps
-each model id to its router's snapshot (`PlacementRequestRouter.snapshot`), or null when
+each model id to its router's snapshot (`RoutingRequestRouter.snapshot`), or null when
 that router has not been built in this replica yet; `?index=1` adds every exactly held
 block hash per replica.
 """

@@ -27,8 +27,8 @@ class Introspectable(Protocol):
     def snapshot(self, *, include_index: bool = False) -> dict[str, Any]: ...
 
 
-def placement_router_of(handle: Any) -> Introspectable | None:
-    """The handle's `PlacementRequestRouter`, or None (not built yet, or not ours)."""
+def request_router_of(handle: Any) -> Introspectable | None:
+    """The handle's `RoutingRequestRouter`, or None (not built yet, or not ours)."""
     outer = getattr(handle, "_router", None)
     inner = getattr(outer, "_asyncio_router", None)
     router = getattr(inner, "_request_router", None)
@@ -41,7 +41,7 @@ def placement_router_of(handle: Any) -> Introspectable | None:
 
 async def snapshot_of(handle: Any, *, include_index: bool = False) -> dict[str, Any] | None:
     """`router.snapshot()` taken on the router's own loop; None when there is no router."""
-    router = placement_router_of(handle)
+    router = request_router_of(handle)
     if router is None:
         return None
     loop = router.loop
@@ -57,7 +57,7 @@ async def snapshot_of(handle: Any, *, include_index: bool = False) -> dict[str, 
 
 def snapshot_blocking(handle: Any, *, include_index: bool = False) -> dict[str, Any] | None:
     """The same from synchronous code outside the router's loop (a test driver)."""
-    router = placement_router_of(handle)
+    router = request_router_of(handle)
     if router is None:
         return None
     loop = router.loop

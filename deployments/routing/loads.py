@@ -16,7 +16,7 @@ p_mean is a moving average (weight 0.1) of this router's prefill estimates, stan
 for the size of requests it cannot see (before its first routed request: the prompt being
 placed). A request counts until it completes (decode included): a router cannot see the
 first token, and a decoding request still takes batch slots. `running`, `waiting` and
-`kv_usage` are the replica's reported numbers (at most one `placement.stats_period_s` old).
+`kv_usage` are the replica's reported numbers (at most one `routing.stats_period_s` old).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cluster.placement import ReplicaLoad, RouteRequest
+from cluster.routing import ReplicaLoad, RouteRequest
 
 EWMA_ALPHA = 0.1
 

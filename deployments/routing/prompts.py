@@ -1,13 +1,13 @@
-"""An `EngineRequest` as placement sees it: prompt length and chained block hashes.
+"""An `EngineRequest` as routing sees it: prompt length and chained block hashes.
 
 The router runs in the caller's process (a gateway replica), before any engine has seen
 the request, so it tokenises the prompt itself. How exact that is depends on the engine:
 
 - `sim` (`SimPromptHasher`, exact): the simulator's own tokenizer and chat template
   (`deployments.engines.sim`: `prompt_text`, `SimTokenizer`), full blocks of the engine's
-  `block_size`, chained with `cluster.placement.hashing`. The extra key is the LoRA
+  `block_size`, chained with `cluster.routing.hashing`. The extra key is the LoRA
   adapter's name, the same key the prefix index uses when it re-hashes a `stored` KV event
-  from its token ids (`cluster.placement.events`), so a request's hashes equal the hashes
+  from its token ids (`cluster.routing.events`), so a request's hashes equal the hashes
   its prefix was indexed under: matches are exact.
 - `vllm` (`deployments.routing.vllm_tokens.VLLMPromptHasher`, exact): the prompt token
   ids vLLM's serving layer produces, rendered router-side with vLLM's own chat-template
@@ -21,13 +21,13 @@ the request, so it tokenises the prompt itself. How exact that is depends on the
   vLLM models without prefix caching, whose hashes are never used). Two requests that
   share a message prefix share these hashes, so affinity works through the provisional
   entries each routing decision inserts (they expire after
-  `placement.index.provisional_ttl_s`), but no KV event can confirm them: their hashes
+  `routing.index.provisional_ttl_s`), but no KV event can confirm them: their hashes
   live in another token space.
 
 A request with a `cache_salt` adds `salt:<salt>` to the extra keys. A chain's first
 `stored` event carries the salt (vLLM: among the first block's `extra_keys`; the
 simulator does the same), and the index re-hashes the whole chain with it
-(`cluster.placement.events`), so a salted request matches exactly the blocks of its own
+(`cluster.routing.events`), so a salted request matches exactly the blocks of its own
 salt and never another salt's or an unsalted cache, which is what the engine does too.
 
 Models without prefix caching (MiniMax-M1) get no hashes (`prefix_caching=False`): they
@@ -44,7 +44,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from cluster.engine import EngineRequest
-from cluster.placement import RouteRequest
+from cluster.routing import RouteRequest
 from deployments.routing.tokens import PromptBlocks
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ HashingKind = Literal["sim", "proxy", "vllm"]
 
 
 class PromptHasher(Protocol):
-    """Turns one engine request into what placement needs."""
+    """Turns one engine request into what routing needs."""
 
     @property
     def exact(self) -> bool:

@@ -5,7 +5,7 @@ vLLM's, `deployments.routing.vllm_segments`) cut a prompt into pieces that token
 independently: tokens(prompt) = tokens(piece_1) + ... + tokens(piece_n). The hash chain
 after pieces 1..k then depends on those pieces only, so `RunBlocks` keeps, per leading
 run of pieces (and extra keys), the state after it: tokens so far, the full blocks'
-chained hashes (`cluster.placement.hashing`), and the tokens of the unfinished block. A
+chained hashes (`cluster.routing.hashing`), and the tokens of the unfinished block. A
 prompt resumes from its longest cached run and tokenises and hashes only the rest. Runs
 are keyed by a 128-bit blake2b chain over the extra keys and the pieces' text (constant
 size per run). Bounded: at most `max_entries` runs and `max_hashes` stored hashes in all
@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cluster.placement.hashing import chain_hash, extra_bytes
+from cluster.routing.hashing import chain_hash, extra_bytes
 
 Encode = Callable[[str], list[int]]
 

@@ -43,7 +43,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from cluster.config.settings import ServedModel
-from cluster.config.vllm_args import VLLMConfig, vllm_config_for
+from cluster.config.vllm_args import VLLMConfig
+from cluster.config.vllm_config import vllm_config_for
 from cluster.engine import EngineRequest
 from deployments.routing.vllm_segments import SegmentCuts
 

@@ -18,7 +18,7 @@ prompt is tokenised whole, still exact).
 
 `SegmentBlocks` (a `deployments.routing.runs.RunBlocks`) keeps, per leading run of pieces
 (and extra keys), the state after it:
-tokens so far, the full blocks' chained hashes (`cluster.placement.hashing`), and the
+tokens so far, the full blocks' chained hashes (`cluster.routing.hashing`), and the
 tokens of the unfinished block. A prompt resumes from its longest cached run — found by
 the text itself, never by message identity, so a template that re-renders earlier
 messages simply misses — and tokenises and hashes only the rest. Runs are keyed by a

@@ -1,11 +1,11 @@
 """`VLLMPromptHasher`: exact block hashes for models served by vLLM.
 
-A request's hashes are `cluster.placement.hashing.block_hashes(ids, block_tokens, keys)`
+A request's hashes are `cluster.routing.hashing.block_hashes(ids, block_tokens, keys)`
 where `ids` are the prompt token ids vLLM's serving layer produces for it (rendered
 router-side by `deployments.routing.vllm_render`), `block_tokens` is the engine's KV
 block size, and `keys` are `prompts.extra_keys(request)`: the adapter name, which is the
 LoRA name vLLM's `BlockStored` events carry and the prefix index re-hashes them with
-(`cluster.placement.events`), then `salt:<cache_salt>` (events carry no salt, so salted
+(`cluster.routing.events`), then `salt:<cache_salt>` (events carry no salt, so salted
 prompts match only provisionally, as with the simulator). So a prompt's hashes are the
 hashes its blocks were indexed under from the replica's KV events: matches are exact.
 
@@ -16,7 +16,7 @@ hashed by the proxy tokenisation (`prompts.ProxyPromptHasher`: provisional only)
 request the renderer cannot handle (multimodal content, a template error) falls back
 the same way, alone; routing never fails a request.
 
-Cost (docs/ARCHITECTURE.md has the numbers, `python -m deployments.routing.vllm_bench`
+Cost (docs/ARCHITECTURE.md has the numbers, `python -m bench.vllm_bench`
 measures them): rendering the chat template, tokenising, one blake2b per full block.
 - A repeated prompt costs a lookup: results are kept in an LRU keyed by a 128-bit
   digest of everything that shapes the prompt (the request minus its id, sampling and
@@ -38,8 +38,8 @@ from collections.abc import Mapping
 
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineRequest
-from cluster.placement import RouteRequest
-from cluster.placement.hashing import block_hashes
+from cluster.routing import RouteRequest
+from cluster.routing.hashing import block_hashes
 from deployments.routing.prompts import ProxyPromptHasher, extra_keys
 from deployments.routing.vllm_render import VLLMPromptRenderer
 from deployments.routing.vllm_segments import SegmentBlocks

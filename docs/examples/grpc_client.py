@@ -19,7 +19,7 @@ import json
 import os
 
 from cluster.errors import DeadlineExceeded, InvalidRequest, ModelyardError
-from cluster.grpc.client import (
+from cluster.gateway.grpc.client import (
     ChatRequest,
     ModelyardClient,
     function_tool,

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from cluster.cli.local_cluster import LocalCluster
+from bench.processes import free_port
 from cluster.config import parse_config
-from tests.integration.live import HTTP_TIMEOUT_S, START_TIMEOUT_S, free_port, local_config_data
+from deployments.launcher import LocalCluster
+from tests.integration.live import HTTP_TIMEOUT_S, START_TIMEOUT_S, local_config_data
 
 
 @pytest.fixture(scope="package")

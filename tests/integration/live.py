@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import yaml
 
+from bench.processes import free_port
 from cluster.config.loader import default_config_path
 
 #: Simulated seconds per wall second: answers of a few dozen tokens take milliseconds.
@@ -21,13 +21,6 @@ MISTRAL = "casperhansen/mistral-small-24b-instruct-2501-awq"
 MISTRAL_ALIAS = "casperhansen-mistral-small-24b-instruct-2501-awq"
 MODEL_IDS = [DEVSTRAL, MINIMAX, QWEN, MISTRAL]
 ALL_NAMES = [*MODEL_IDS, MISTRAL_ALIAS]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def local_config_data(

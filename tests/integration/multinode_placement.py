@@ -20,7 +20,7 @@ from typing import Any
 from cluster.config import parse_config
 from cluster.config.catalog import load_builtin_catalog
 from cluster.engine import EngineRequest
-from cluster.placement_plan import plan_for
+from cluster.placement import plan_for
 
 MODEL_ID = "minimax/minimax-m1"
 APP = "multinode"

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 
 import requests
 
-from cluster.cli.local_cluster import LocalCluster
 from cluster.config import parse_config
 from cluster.config.settings import ClusterConfig
+from deployments.launcher import LocalCluster
 from tests.integration.live import HTTP_TIMEOUT_S
 
 DEPLOY_TIMEOUT_S = 90.0
@@ -37,9 +37,9 @@ def apps_url(cluster: LocalCluster) -> str:
     return cluster.proxy_url
 
 
-def app_config(models: list[dict[str, Any]], **placement: Any) -> ClusterConfig:
+def app_config(models: list[dict[str, Any]], **routing: Any) -> ClusterConfig:
     return parse_config(
-        {"placement": {"debug_endpoint": True, **placement}, "models": models},
+        {"routing": {"debug_endpoint": True, **routing}, "models": models},
         source="integration",
     )
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, free_port
+from bench.processes import free_port
+from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL
 from tests.integration.up_process import UpProcess, one_model_config
 
 pytestmark = pytest.mark.integration

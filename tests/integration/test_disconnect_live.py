@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import requests
 
-from cluster.cli.local_cluster import LocalCluster
 from cluster.config import load_builtin_catalog, parse_config
 from cluster.config.settings import ClusterConfig
+from deployments.launcher import LocalCluster
 from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from cluster.cli.local_cluster import LocalCluster
+from deployments.launcher import LocalCluster
 from tests.integration.live import HTTP_TIMEOUT_S, QWEN
 from tests.integration.routing_apps import (
     app_config,

@@ -1,7 +1,7 @@
 """The gRPC API end to end through the real Ray Serve app: the generated client → the gRPC
 server in the gateway replica → the same core as HTTP → model replicas (simulator).
 
-Auth failures and every status code are covered in-process (tests/unit/grpc); the shared
+Auth failures and every status code are covered in-process (tests/unit/gateway/grpc); the shared
 live cluster runs in local mode (no API keys), which these tests also check.
 """
 
@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cluster.errors import DeadlineExceeded, InvalidRequest, ModelNotFound
-from cluster.grpc.client import (
+from cluster.gateway.grpc.client import (
     ChatRequest,
     CompletionRequest,
     ModelyardClient,
@@ -28,8 +28,8 @@ from cluster.grpc.client import (
     named_tool_choice,
     user,
 )
-from cluster.grpc.gen.modelyard.v1 import common_pb2
-from cluster.grpc.server import INFERENCE_SERVICE
+from cluster.gateway.grpc.gen.modelyard.v1 import common_pb2
+from cluster.gateway.grpc.server import INFERENCE_SERVICE
 from tests.integration.live import DEVSTRAL, HTTP_TIMEOUT_S, MODEL_IDS, QWEN
 
 pytestmark = pytest.mark.integration

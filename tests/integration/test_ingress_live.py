@@ -23,9 +23,10 @@ import httpx
 import openai
 import pytest
 
-from cluster.cli.local_cluster import LocalCluster
-from cluster.grpc.client import ChatRequest, ModelyardClient, user
-from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, QWEN, free_port
+from bench.processes import free_port
+from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, user
+from deployments.launcher import LocalCluster
+from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, QWEN
 from tests.integration.up_process import UpProcess, one_model_config
 
 pytestmark = pytest.mark.integration

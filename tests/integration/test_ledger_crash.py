@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from cluster.bench.processes import ManagedProcess, free_port, wait_http_ok
+from bench.processes import ManagedProcess, free_port, wait_http_ok
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
 from cluster.ledger.schema import api_keys, reservations, usage_records

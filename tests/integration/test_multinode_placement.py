@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cluster.placement_plan import PlacementPlan, layout_violations
+from cluster.placement import PlacementPlan, layout_violations
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,9 @@ import pytest
 import requests
 
 from cluster.api.messages import UserMessage
-from cluster.cli.local_cluster import LocalCluster
 from cluster.config import load_builtin_catalog
 from cluster.engine import EngineChunk, EngineRequest
+from deployments.launcher import LocalCluster
 from deployments.routing.introspect import snapshot_blocking
 from tests.integration.live import HTTP_TIMEOUT_S, QWEN
 from tests.integration.routing_apps import (

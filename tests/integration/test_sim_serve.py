@@ -21,12 +21,12 @@ import openai
 import pytest
 import zmq
 
-from cluster.bench.live import LiveSettings, replay_live, summarise_live
-from cluster.bench.live_targets import HttpTarget
-from cluster.bench.processes import ManagedProcess, free_port, wait_http_ok
-from cluster.bench.runner import cost_function
-from cluster.bench.thirdparty import modelyard_bin
-from cluster.bench.trace import TraceRequest
+from bench.live import LiveSettings, replay_live, summarise_live
+from bench.live_targets import HttpTarget
+from bench.processes import ManagedProcess, free_port, wait_http_ok
+from bench.runner import cost_function
+from bench.thirdparty import modelyard_bin
+from bench.trace import TraceRequest
 from cluster.config import load_builtin_catalog
 from cluster.kv_events import decode_kv_frames
 

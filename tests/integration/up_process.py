@@ -44,8 +44,10 @@ def _pump(stream: Iterable[str], lines: queue.Queue[str | None]) -> None:
 
 
 class UpProcess:
-    def __init__(self, args: list[str]) -> None:
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    def __init__(self, args: list[str], *, env_defaults: dict[str, str] | None = None) -> None:
+        """Start `modelyard up ARGS`; `env_defaults` fill variables the caller's lacks."""
+        env = {**(env_defaults or {}), **os.environ}
+        env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
         env.pop("RAY_ADDRESS", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cluster.cli.main", "up", *args],
@@ -75,6 +77,9 @@ class UpProcess:
             if needle in line:
                 return True
         return False
+
+    def tail(self, count: int = 40) -> str:
+        return "\n".join(self.seen[-count:])
 
     def kill(self) -> None:
         """Kill the whole process group if it is still running."""

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bench.replay import ReplicaFactory
-from cluster.bench.trace import TraceRequest, load_trace
-from cluster.cli.bench_route import sim_factory
+from bench.replay import ReplicaFactory
+from bench.route_cmd import sim_factory
+from bench.trace import TraceRequest, load_trace
 from cluster.config import ModelSpec, load_builtin_catalog
 
 TRACES = Path(__file__).resolve().parents[3] / "shared" / "traces"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bench.clairvoyant import Placer, build_report, continuation_rates, main, place_all
-from cluster.bench.lru import LRUBlockCache
-from cluster.bench.trace import TraceRequest
+from bench.clairvoyant import Placer, build_report, continuation_rates, main, place_all
+from bench.lru import LRUBlockCache
+from bench.trace import TraceRequest
 
 # T = 10 tokens; every prompt is 31 tokens: 3 full blocks, all 3 reusable ((31 - 1) // 10).
 T = 10

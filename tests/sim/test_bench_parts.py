@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bench.bounds import (
+from bench.bounds import (
     infinite_cache_hit_rate,
     pooled_belady_hit_rate,
     pooled_lru_hit_rate,
 )
-from cluster.bench.policies import LeastLoaded, PowerOfTwo, RoundRobin, make_policy
-from cluster.bench.trace import TraceRequest, load_trace
+from bench.policies import LeastLoaded, PowerOfTwo, RoundRobin, make_policy
+from bench.trace import TraceRequest, load_trace
 from cluster.cli import bench_route
 from cluster.errors import ConfigError
-from cluster.placement import ReplicaLoad, RouteRequest
+from cluster.routing import ReplicaLoad, RouteRequest
 
 
 def _write(path: Path, rows: list[dict[str, object]]) -> Path:

@@ -12,14 +12,14 @@ from decimal import Decimal
 
 import pytest
 
-from cluster.bench.bounds import infinite_cache_hit_rate, infinite_cache_hits
-from cluster.bench.policies import RouterPolicy, make_policy, placement_settings
-from cluster.bench.replay import PolicyRun, ReplicaFactory, replay
-from cluster.bench.report import PolicyResult, summarise
-from cluster.bench.runner import cost_function
-from cluster.bench.trace import TraceRequest
+from bench.bounds import infinite_cache_hit_rate, infinite_cache_hits
+from bench.policies import RouterPolicy, make_policy, routing_settings
+from bench.replay import PolicyRun, ReplicaFactory, replay
+from bench.report import PolicyResult, summarise
+from bench.runner import cost_function
+from bench.trace import TraceRequest
 from cluster.engine import KVEventBatch
-from cluster.placement import ReplicaLoad, Router, RouteRequest
+from cluster.routing import ReplicaLoad, Router, RouteRequest
 from tests.sim.conftest import model, replicas
 
 pytestmark = pytest.mark.sim
@@ -106,7 +106,7 @@ def test_models_without_prefix_caching_are_placed_by_load(
 ) -> None:
     factory = replicas("minimax/minimax-m1")
     trace = conversation[:200]
-    policy = RouterPolicy("modelyard", Router(placement_settings(512, seed=0)))
+    policy = RouterPolicy("modelyard", Router(routing_settings(512, seed=0)))
     run = replay(
         trace, policy, factory, replicas=4, block_tokens=512, speedup=SPEEDUP, prefix_caching=False
     )
@@ -160,7 +160,7 @@ def test_lost_late_and_duplicated_kv_events_are_survived(
 ) -> None:
     factory = replicas()
     _, clean = _run(conversation, "modelyard", factory)
-    router = Router(placement_settings(512, seed=0))
+    router = Router(routing_settings(512, seed=0))
     lossy = _LossyEvents(RouterPolicy("modelyard", router))
     run = replay(conversation, lossy, factory, replicas=4, block_tokens=512, speedup=SPEEDUP)
     cost, _ = cost_function(model("qwen/qwen3-coder-flash"))

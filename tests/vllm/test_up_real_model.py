@@ -15,24 +15,22 @@ and caching, never on generated text.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 from openai import OpenAI
 
-from tests.integration.live import DEVSTRAL, free_port
+from bench.processes import free_port
+from tests.integration.live import DEVSTRAL
+from tests.integration.up_process import UpProcess
 
 pytestmark = pytest.mark.vllm
 
@@ -70,47 +68,22 @@ WEATHER_TOOL = {
 }
 
 
-@dataclass
-class UpProcess:
-    """A running `modelyard up` and the lines it printed so far."""
+def session_dir(up: UpProcess) -> str:
+    sessions = [line.split(": ", 1)[1] for line in up.seen if line.startswith("Ray session")]
+    assert len(sessions) == 1, up.tail()
+    return sessions[0]
 
-    process: subprocess.Popen[str]
+
+@dataclass
+class RunningUp:
+    """The `modelyard up` process of this module and the port it serves on."""
+
+    up: UpProcess
     port: int
-    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    seen: list[str] = field(default_factory=list)
-    ready_s: float = 0.0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def read_until(self, marker: str, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                return False
-            self.seen.append(line)
-            if marker in line:
-                return True
-        return False
-
-    def tail(self, count: int = 40) -> str:
-        return "\n".join(self.seen[-count:])
-
-    def session_dir(self) -> str:
-        sessions = [line.split(": ", 1)[1] for line in self.seen if line.startswith("Ray session")]
-        assert len(sessions) == 1, self.tail()
-        return sessions[0]
-
-
-def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        lines.put(line.rstrip("\n"))
-    lines.put(None)
 
 
 def _session_pids(session_dir: str) -> list[int]:
@@ -136,47 +109,31 @@ def _metric_total(text: str, name: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def up() -> Iterator[UpProcess]:
+def up() -> Iterator[RunningUp]:
     port = free_port()
-    env = {**MAKE_ENV, **os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, "-m", "cluster.cli.main", "up", "--port", str(port)]
-    command += ["--grpc-port", str(free_port())]  # never local.yaml's fixed 50051
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    handle = UpProcess(process=process, port=port)
-    threading.Thread(target=_pump, args=(process.stdout, handle.lines), daemon=True).start()
+    args = ["--port", str(port), "--grpc-port", str(free_port())]  # never local.yaml's 50051
+    process = UpProcess(args, env_defaults=MAKE_ENV)
     try:
-        assert handle.read_until(READY_LINE, READY_TIMEOUT_S), handle.tail()
-        handle.ready_s = time.monotonic() - started
-        yield handle
+        assert process.read_until(READY_LINE, READY_TIMEOUT_S), process.tail()
+        yield RunningUp(up=process, port=port)
     finally:
-        if process.poll() is None:  # a test failed before the asserted stop
-            process.send_signal(signal.SIGINT)
+        if process.process.poll() is None:  # a test failed before the asserted stop
+            process.process.send_signal(signal.SIGINT)
             try:
-                process.wait(timeout=STOP_TIMEOUT_S)
+                process.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+                process.kill()
 
 
 @pytest.fixture(scope="module")
-def client(up: UpProcess) -> OpenAI:
+def client(up: RunningUp) -> OpenAI:
     return OpenAI(
         base_url=f"{up.base_url}/api/v1", api_key="any", timeout=REQUEST_TIMEOUT_S, max_retries=0
     )
 
 
-def test_banner_lists_the_real_model_on_vllm(up: UpProcess) -> None:
-    output = "\n".join(up.seen)
+def test_banner_lists_the_real_model_on_vllm(up: RunningUp) -> None:
+    output = "\n".join(up.up.seen)
     assert f"model {REAL_MODEL}:" in output  # prepared now or found in the model cache
     assert "modelyard up: " in output and output.split("modelyard up: ")[1].startswith(
         str(ROOT / "cluster" / "config" / "local.yaml")
@@ -205,7 +162,7 @@ def test_sdk_gets_a_real_answer_with_usage(client: OpenAI) -> None:
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
-def test_repeated_long_prefix_is_served_from_vllms_cache(client: OpenAI, up: UpProcess) -> None:
+def test_repeated_long_prefix_is_served_from_vllms_cache(client: OpenAI, up: RunningUp) -> None:
     # ~600 tokens of fresh text (a nonce first: nothing earlier in the cluster shares it).
     facts = " ".join(f"Fact {i}: shelf {i} holds {i * 7} jars of plum jam." for i in range(45))
     prefix = f"Inventory {uuid.uuid4().hex}. {facts}"
@@ -274,7 +231,7 @@ def test_named_tool_choice_returns_a_valid_tool_call(client: OpenAI) -> None:
     assert arguments["unit"] in ("celsius", "fahrenheit")
 
 
-def test_metrics_include_vllms_engine_metrics(up: UpProcess) -> None:
+def test_metrics_include_vllms_engine_metrics(up: RunningUp) -> None:
     metrics = requests.get(f"{up.base_url}/metrics", timeout=30).text
     for name in ("vllm:prefix_cache_hits_total", "vllm:num_requests_running"):
         samples = [line for line in metrics.splitlines() if line.startswith(name + "{")]
@@ -292,12 +249,12 @@ def test_a_simulated_model_answers_in_the_same_cluster(client: OpenAI) -> None:
     assert reply.usage is not None and 0 < reply.usage.completion_tokens <= 8
 
 
-def test_sigint_stops_with_exit_0_and_leaves_nothing(up: UpProcess) -> None:
-    session = up.session_dir()
-    up.process.send_signal(signal.SIGINT)
-    assert up.process.wait(timeout=STOP_TIMEOUT_S) == 0, up.tail()
-    up.read_until("stopped in", 5.0)
-    assert any(line.startswith("stopped in") for line in up.seen), up.tail()
+def test_sigint_stops_with_exit_0_and_leaves_nothing(up: RunningUp) -> None:
+    session = session_dir(up.up)
+    up.up.process.send_signal(signal.SIGINT)
+    assert up.up.process.wait(timeout=STOP_TIMEOUT_S) == 0, up.up.tail()
+    up.up.read_until("stopped in", 5.0)
+    assert any(line.startswith("stopped in") for line in up.up.seen), up.up.tail()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{up.base_url}/health", timeout=5)
     deadline = time.monotonic() + 20

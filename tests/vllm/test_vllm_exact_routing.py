@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from cluster.api.messages import AssistantMessage, SystemMessage, Tool, UserMessage
-from cluster.config.settings import PlacementConfig, ServedModel
+from cluster.config.settings import RoutingConfig, ServedModel
 from cluster.engine import EngineChunk, EngineRequest
-from cluster.placement import PlacementSettings, Router
-from cluster.placement.hashing import block_hashes
+from cluster.routing import Router, RoutingSettings
+from cluster.routing.hashing import block_hashes
 from deployments.engines.vllm import VLLMEngine
 from deployments.routing.prompts import ProxyPromptHasher, build_hasher, extra_keys
 from deployments.routing.vllm_tokens import RendererLoader, VLLMPromptHasher
@@ -128,7 +128,7 @@ class Indexed:
         self.engine = engine
         self.hasher = hasher
         block = hasher.block_tokens
-        self.router = Router(PlacementSettings.model_validate({"index": {"block_tokens": block}}))
+        self.router = Router(RoutingSettings.model_validate({"index": {"block_tokens": block}}))
 
     async def serve(self, *requests: EngineRequest) -> list[list[EngineChunk]]:
         """Serve `requests` in turn; return once their blocks are indexed (events arrive
@@ -318,20 +318,20 @@ async def test_the_serve_router_adopts_the_engines_block_size(
 ) -> None:
     from ray.serve._private.common import DeploymentHandleSource, DeploymentID
 
-    from deployments.request_router import PlacementRequestRouter
     from deployments.routing.config import router_kwargs
+    from deployments.routing.request_router import RoutingRequestRouter
 
-    router = PlacementRequestRouter(
+    router = RoutingRequestRouter(
         deployment_id=DeploymentID(name="exact", app_name="test"),
         handle_source=DeploymentHandleSource.UNKNOWN,
     )
-    router.initialize_state(**router_kwargs(tiny_model, PlacementConfig()).model_dump(mode="json"))
+    router.initialize_state(**router_kwargs(tiny_model, RoutingConfig()).model_dump(mode="json"))
     assert router.config.hashing == "vllm" and router.config.kv_events
     assert router.renderer is not None and router.renderer.wait(TIMEOUT_S)
     assert router.config.block_tokens != block
     # What `update_replicas` reads from each RunningReplica: its routing stats.
     router._adopt_block_size([SimpleNamespace(routing_stats={"block_size": block})])  # type: ignore[list-item]
-    assert router.config.block_tokens == router.placement.settings.index.block_tokens == block
+    assert router.config.block_tokens == router.policy.settings.index.block_tokens == block
     request = CASES["chat"]()
     assert router.hasher.exact
     assert (

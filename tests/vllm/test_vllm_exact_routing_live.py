@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import requests
 
-from cluster.cli.local_cluster import LocalCluster
+from bench.processes import free_port
 from cluster.config import parse_config
+from deployments.launcher import LocalCluster
 from tests.contract.engine_contract import WEATHER_TOOL, shared_prefix
-from tests.integration.live import free_port
 from tests.integration.routing_apps import wait_for
 from tests.vllm.conftest import MODEL_ID, TinyArtifacts, tiny_served
 from tests.vllm.test_vllm_exact_routing import TEMPLATE
@@ -47,7 +47,7 @@ def cluster(
         {
             "gateway": {"host": "127.0.0.1", "port": free_port()},
             "ray": {"num_cpus": 4},
-            "placement": {"debug_endpoint": True},
+            "routing": {"debug_endpoint": True},
             "catalog": [spec],
             "models": [
                 {

@@ -16,8 +16,8 @@ import pytest_asyncio
 from cluster.config import ClusterConfig
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ServedModel
-from cluster.http import build_gateway_app
-from cluster.service import EngineBackend
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.service import EngineBackend
 from deployments.engines.vllm import VLLMEngine
 from tests.contract.engine_contract import WEATHER_TOOL, shared_prefix
 from tests.vllm import tiny

@@ -21,7 +21,8 @@ from cluster.api.messages import (
 )
 from cluster.config import load_builtin_catalog
 from cluster.config.settings import ModelDeployment, ServedModel
-from cluster.config.vllm_args import VLLMServingArgs, vllm_config_for
+from cluster.config.vllm_args import VLLMServingArgs
+from cluster.config.vllm_config import vllm_config_for
 from cluster.engine import EngineRequest, SamplingParams, ToolCallDelta, Usage
 from cluster.errors import (
     ConfigError,

@@ -30,9 +30,9 @@ from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineRequest
 from cluster.errors import InvalidRequest
-from cluster.http import build_gateway_app
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.service import EngineBackend
 from cluster.parsing.minimax_tools import CLOSE_TAG, OPEN_TAG
-from cluster.service import EngineBackend
 from deployments.engines.vllm import VLLMEngine
 from deployments.engines.vllm.requests import chat_request
 from tests.contract.engine_contract import WEATHER_TOOL

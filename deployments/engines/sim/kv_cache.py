@@ -57,7 +57,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cluster.engine import KVEvent
-from cluster.placement.hashing import block_hashes
+from cluster.routing.hashing import block_hashes
 
 __all__ = ["BlockKVCache", "EventSink", "block_hashes", "request_extra_keys"]
 

@@ -2,7 +2,7 @@
 
 Start: resolve the weights (deployment `vllm.model_path`, else the model cache prepared by
 `modelyard models prepare`, else the catalog's `weights`), bind the KV-event subscriber on
-loopback, build the typed config (`cluster.config.vllm_args.vllm_config_for`), start
+loopback, build the typed config (`cluster.config.vllm_config.vllm_config_for`), start
 `AsyncLLM` in a worker thread (it spawns the engine-core process and waits for it; the
 event loop keeps serving meanwhile), then build the serving layer.
 
@@ -36,7 +36,8 @@ from vllm.entrypoints.serve.engine.protocol import ErrorResponse
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from cluster.config.settings import ServedModel
-from cluster.config.vllm_args import VLLMConfig, vllm_config_for
+from cluster.config.vllm_args import VLLMConfig
+from cluster.config.vllm_config import vllm_config_for
 from cluster.engine import EngineChunk, EngineRequest, EngineStats, KVEventBatch
 from cluster.errors import EngineUnavailable, ModelyardError
 from cluster.kv_events import Fanout, KVEventSubscriber

@@ -21,12 +21,12 @@ from cluster.config import (
 )
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable
-from cluster.http import build_gateway_app
-from cluster.http.sse import parse_events
-from cluster.service import EngineBackend
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.http.sse import parse_events
+from cluster.gateway.service import EngineBackend
 from deployments.engines.sim import SimEngine, VirtualClock
 from tests.unit.api.validation_cases import CHAT_INVALID, COMPLETION_INVALID
-from tests.unit.service.scripted import ScriptedEngine
+from tests.unit.gateway.service.scripted import ScriptedEngine
 
 QWEN = "qwen/qwen3-coder-flash"
 MINIMAX = "minimax/minimax-m1"

@@ -11,8 +11,8 @@ import openai
 import pytest
 
 from cluster.config import ClusterConfig, ModelDeployment, load_builtin_catalog
-from cluster.http import build_gateway_app
-from cluster.service import EngineBackend
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.service import EngineBackend
 from deployments.engines.sim import SimEngine, VirtualClock
 
 QWEN = "qwen/qwen3-coder-flash"

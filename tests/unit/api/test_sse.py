@@ -11,8 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 from cluster.errors import EngineUnavailable
-from cluster.http.sse import DONE, chunk_event, data_event, error_event, parse_events
-from cluster.http.streaming import EventStreamResponse
+from cluster.gateway.http.sse import DONE, chunk_event, data_event, error_event, parse_events
+from cluster.gateway.http.streaming import EventStreamResponse
 
 
 class Piece(BaseModel):

@@ -1,7 +1,7 @@
 """The real gateway app with a ledger, served by uvicorn on 127.0.0.1 over SimEngine.
 
 `billing_app(ledger_url, ...)` builds it exactly as a gateway replica does
-(`cluster.http.build_gateway_app`, keys mode, the ledger URL and the pepper from the
+(`cluster.gateway.http.build_gateway_app`, keys mode, the ledger URL and the pepper from the
 environment mapping it is given), serves it on a free loopback port, and yields a `Rig`
 with an httpx client and the app's key store. Everything stops when the block ends.
 """
@@ -29,10 +29,10 @@ from cluster.config import (
     SimSettings,
     load_builtin_catalog,
 )
-from cluster.http import build_gateway_app
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.service import EngineBackend
 from cluster.ledger.keys import KeyStore
 from cluster.ledger.runtime import Ledger
-from cluster.service import EngineBackend
 from deployments.engines.sim import SimEngine, VirtualClock
 from tests.unit.ledger.helpers import PEPPER
 

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from cluster.errors import ModelyardError
-from cluster.grpc.client import ChatRequest, ModelyardClient, grpc_code, user
-from cluster.grpc.server import build_grpc_server
+from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, grpc_code, user
+from cluster.gateway.grpc.server import build_grpc_server
 from tests.unit.ledger.app_rig import QWEN, billing_app
 
 NOW = datetime.now(UTC)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import InvalidRequest
 from deployments.model_deployment import ModelReplica
+from deployments.replica_methods import GENERATE_BATCHES, GENERATE_METHODS
 
 
 class ScriptedEngine:
@@ -81,3 +83,9 @@ async def test_closing_the_stream_aborts_the_engine_request() -> None:
         await stream.aclose()  # type: ignore[attr-defined]
     assert len(first) == 1
     assert engine.aborted == ["req-1"]
+
+
+def test_the_method_names_the_gateway_and_the_router_use_exist() -> None:
+    for name in GENERATE_METHODS:
+        assert inspect.isasyncgenfunction(getattr(ModelReplica, name)), name
+    assert GENERATE_BATCHES in GENERATE_METHODS

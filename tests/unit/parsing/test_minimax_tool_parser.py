@@ -13,6 +13,7 @@ import pytest
 
 from cluster.api.messages import FunctionDefinition
 from cluster.engine import EngineChunk, ToolCallDelta, Usage
+from cluster.gateway.service.choices import ChoiceState
 from cluster.parsing.minimax_tools import (
     CLOSE_TAG,
     OPEN_TAG,
@@ -20,7 +21,6 @@ from cluster.parsing.minimax_tools import (
     ToolCallSplit,
     constrained_call_format,
 )
-from cluster.service.choices import ChoiceState
 
 # The guide's example output (MiniMax-M1-80k docs/function_call_guide.md, "Model Output
 # Format"), after the reasoning parser took the <think> block: two calls, one per line.

@@ -15,9 +15,9 @@ from cluster.api.messages import FunctionDefinition, NamedFunction, NamedToolCho
 from cluster.api.messages import UserMessage as User
 from cluster.config import ClusterConfig, ModelDeployment, load_builtin_catalog
 from cluster.engine import EngineRequest
-from cluster.http import build_gateway_app
+from cluster.gateway.http import build_gateway_app
+from cluster.gateway.service import EngineBackend
 from cluster.parsing.minimax_tools import CLOSE_TAG, OPEN_TAG, MiniMaxToolParser
-from cluster.service import EngineBackend
 from deployments.engines.sim import SimEngine, VirtualClock
 from deployments.engines.sim.text import plan_output
 from deployments.engines.sim.tokenizer import pieces

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from deployments.routing.debug import ROUTE, add_routing_debug_route
-from deployments.routing.introspect import placement_router_of
+from deployments.routing.introspect import request_router_of
 
 
 class Source:
@@ -46,4 +46,4 @@ def test_debug_route_answers_loopback_only(
 
 @pytest.mark.parametrize("handle", [object(), None, "handle"])
 def test_no_router_behind_an_object_that_is_not_a_built_handle(handle: object) -> None:
-    assert placement_router_of(handle) is None
+    assert request_router_of(handle) is None

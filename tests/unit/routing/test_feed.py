@@ -18,7 +18,7 @@ import zmq.asyncio
 
 from cluster.engine import KVEventBatch
 from cluster.kv_events import EventFeed, KVEventPublisher, kv_frames
-from cluster.placement import PlacementSettings, Router
+from cluster.routing import Router, RoutingSettings
 from deployments.engines.sim import SimEngine
 from deployments.routing.prompts import SimPromptHasher
 from tests.unit.routing.replicas import PREFIX, chat, run, served, settle, started
@@ -59,7 +59,7 @@ async def replicas() -> AsyncIterator[dict[str, Replica]]:
 async def routers() -> AsyncIterator[list[tuple[Router, EventFeed]]]:
     out: list[tuple[Router, EventFeed]] = []
     for _ in range(2):
-        router = Router(PlacementSettings())
+        router = Router(RoutingSettings())
 
         def apply(batch: KVEventBatch, router: Router = router) -> None:
             router.on_kv_events(batch, now=0.0)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cluster.placement import RouteRequest
+from cluster.routing import RouteRequest
 from deployments.routing.loads import LoadBook
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from cluster.engine import KVEventBatch
-from cluster.placement import PlacementSettings, Router
+from cluster.routing import Router, RoutingSettings
 from deployments.routing.prompts import ProxyPromptHasher, SimPromptHasher, build_hasher
 from tests.unit.routing.replicas import AWQ, MINIMAX, PREFIX, QWEN, chat, run, served, started
 
@@ -19,7 +19,7 @@ async def indexed_after(model_id: str, **fields: object) -> tuple[Router, list[i
     the router, the request's hashes as the router computes them, and cached blocks."""
     engine = await started(served(model_id), "r0")
     events = engine.kv_events()
-    router = Router(PlacementSettings())
+    router = Router(RoutingSettings())
     hasher = SimPromptHasher(block_tokens=BLOCK, prefix_caching=engine.model.spec.prefix_caching)
     request = chat("a", PREFIX, **fields)
     try:

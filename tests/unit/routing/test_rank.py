@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.errors import EngineUnavailable
-from cluster.placement import PlacementSettings, ReplicaLoad, Router, RouteRequest, block_hashes
+from cluster.routing import ReplicaLoad, Router, RouteRequest, RoutingSettings, block_hashes
 
 TOKENS = list(range(160))  # ten 16-token blocks
 HASHES = block_hashes(TOKENS, 16)
@@ -33,7 +33,7 @@ def loads(*backlogs: int, unhealthy: tuple[str, ...] = ()) -> list[ReplicaLoad]:
 def test_rank_starts_with_selects_choice_then_orders_by_score(
     cached_on: str | None, backlogs: tuple[int, ...], first: str
 ) -> None:
-    router = Router(PlacementSettings())
+    router = Router(RoutingSettings())
     if cached_on is not None:
         router.index.store_exact(cached_on, HASHES)
     replicas = loads(*backlogs)
@@ -45,7 +45,7 @@ def test_rank_starts_with_selects_choice_then_orders_by_score(
 
 
 def test_softmax_choice_comes_first_even_when_not_the_best_score() -> None:
-    settings = PlacementSettings.model_validate({"picker": {"kind": "softmax", "temperature": 50}})
+    settings = RoutingSettings.model_validate({"picker": {"kind": "softmax", "temperature": 50}})
     router = Router(settings)
     replicas = loads(0, 100, 200, 300)
     for i in range(20):
@@ -57,7 +57,7 @@ def test_softmax_choice_comes_first_even_when_not_the_best_score() -> None:
 
 
 def test_filtered_replicas_come_last() -> None:
-    router = Router(PlacementSettings())
+    router = Router(RoutingSettings())
     ranked = router.rank(request(), loads(0, 0, 0, unhealthy=("r0",)), now=0.0)
     assert ranked[-1].replica_id == "r0"
     assert ranked[-1].score == 0.0
@@ -66,10 +66,10 @@ def test_filtered_replicas_come_last() -> None:
 
 def test_no_healthy_replica_is_unavailable() -> None:
     with pytest.raises(EngineUnavailable):
-        Router(PlacementSettings()).rank(request(), [], now=0.0)
+        Router(RoutingSettings()).rank(request(), [], now=0.0)
 
 
 def test_rank_is_pure() -> None:
-    router = Router(PlacementSettings())
+    router = Router(RoutingSettings())
     router.rank(request(), loads(0, 0), now=0.0)
     assert len(router.index) == 0

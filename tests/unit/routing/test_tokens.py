@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cluster.engine import EngineRequest
-from cluster.placement import block_hashes
+from cluster.routing import block_hashes
 from deployments.engines.sim.engine import prompt_text
 from deployments.engines.sim.tokenizer import SimTokenizer
 from deployments.routing.prompts import extra_keys

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from cluster.config.settings import ModelDeployment, PlacementConfig, ServedModel
+from cluster.config.settings import ModelDeployment, RoutingConfig, ServedModel
 from cluster.config.vllm_args import VLLMDeploymentSettings
-from cluster.placement.hashing import block_hashes
+from cluster.routing.hashing import block_hashes
 from deployments.routing.config import (
     RouterKwargs,
     adopted_block_size,
@@ -30,7 +30,7 @@ def on_vllm(model_id: str, **vllm: Any) -> ServedModel:
 
 
 @pytest.mark.parametrize(
-    ("model", "placement", "hashing", "kv_events"),
+    ("model", "routing", "hashing", "kv_events"),
     [
         (on_vllm(QWEN), {}, "vllm", True),
         (on_vllm(AWQ), {}, "vllm", True),  # adapters: the LoRA name is the extra key
@@ -39,12 +39,12 @@ def on_vllm(model_id: str, **vllm: Any) -> ServedModel:
         (on_vllm(MINIMAX), {}, "proxy", False),  # no prefix caching: no hashes, no events
         (served(QWEN), {}, "sim", True),
     ],
-    ids=["qwen", "awq", "replica-off", "placement-off", "minimax", "sim"],
+    ids=["qwen", "awq", "replica-off", "routing-off", "minimax", "sim"],
 )
 def test_vllm_models_hash_exactly_and_subscribe(
-    model: ServedModel, placement: dict[str, Any], hashing: str, kv_events: bool
+    model: ServedModel, routing: dict[str, Any], hashing: str, kv_events: bool
 ) -> None:
-    kwargs = router_kwargs(model, PlacementConfig.model_validate(placement))
+    kwargs = router_kwargs(model, RoutingConfig.model_validate(routing))
     assert (kwargs.hashing, kwargs.kv_events) == (hashing, kv_events)
     # The router loads the tokenizer from the model as its engine is configured.
     assert kwargs.served == (model if hashing == "vllm" else None)
@@ -52,7 +52,7 @@ def test_vllm_models_hash_exactly_and_subscribe(
 
 def test_the_served_model_survives_serves_json_kwargs() -> None:
     model = on_vllm(AWQ, model_path="/models/awq", adapters={"legal": "/adapters/legal"})
-    option = request_router_config(model, PlacementConfig())
+    option = request_router_config(model, RoutingConfig())
     kwargs = RouterKwargs.model_validate(option["request_router_kwargs"])
     assert kwargs.served == model
     assert kwargs.served is not None and kwargs.served.deployment.vllm is not None
@@ -77,18 +77,18 @@ def test_the_served_model_survives_serves_json_kwargs() -> None:
 def test_vllm_routers_adopt_the_block_size_replicas_report(
     reports: list[dict[str, Any]], adopted: int | None
 ) -> None:
-    kwargs = router_kwargs(on_vllm(QWEN), PlacementConfig())
+    kwargs = router_kwargs(on_vllm(QWEN), RoutingConfig())
     assert kwargs.block_tokens == 16
     assert adopted_block_size(kwargs, reports) == adopted
 
 
 def test_simulated_models_keep_their_configured_block_size() -> None:
-    kwargs = router_kwargs(served(QWEN, block_size=32), PlacementConfig())
+    kwargs = router_kwargs(served(QWEN, block_size=32), RoutingConfig())
     assert adopted_block_size(kwargs, [{"block_size": 128}]) is None
 
 
 def test_with_block_tokens_changes_only_the_index_block_size() -> None:
-    kwargs = router_kwargs(on_vllm(QWEN), PlacementConfig.model_validate({"index": {"stride": 2}}))
+    kwargs = router_kwargs(on_vllm(QWEN), RoutingConfig.model_validate({"index": {"stride": 2}}))
     changed = kwargs.with_block_tokens(128)
     assert changed.block_tokens == 128
     assert changed.settings.index.stride == 2

@@ -10,7 +10,7 @@ import yaml
 
 from cluster.config import load_builtin_catalog
 from cluster.config.loader import parse_config
-from cluster.config.vllm_args import vllm_config_for
+from cluster.config.vllm_config import vllm_config_for
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "GPU_DEPLOYMENT.md"
 # Fences tagged just `yaml` are modelyard cluster files; others (e.g. `yaml kuberay`, a

@@ -13,9 +13,10 @@ import pytest
 from cluster.config import RaySettings, load_builtin_catalog
 from cluster.config.loader import parse_config
 from cluster.config.settings import ModelDeployment, ServedModel
-from cluster.config.vllm_args import VLLMDeploymentSettings, vllm_config_for
+from cluster.config.vllm_args import VLLMDeploymentSettings
+from cluster.config.vllm_config import vllm_config_for
 from cluster.errors import ConfigError
-from cluster.placement_plan import plan_for
+from cluster.placement import plan_for
 
 # Two nodes of 8 H100s each (the Ray settings of such a cluster).
 NODE_PAIR = RaySettings(address="ray://head:10001", gpus_per_node=8)

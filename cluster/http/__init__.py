@@ -1,5 +1,0 @@
-"""The OpenAI-compatible HTTP front door (FastAPI) over `cluster.service.GatewayService`."""
-
-from cluster.http.app import ENGINE_HEADER, build_gateway_app, create_app
-
-__all__ = ["ENGINE_HEADER", "build_gateway_app", "create_app"]

@@ -1,0 +1,132 @@
+"""Wrong values are refused by Helm itself, naming the field; lint passes in strict mode;
+the committed values.schema.json is what the config models generate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+from cluster.config.helm_schema import render as render_schema
+from cluster.config.settings import ClusterConfig
+from deployments.ingress import serve_environment
+from tests.unit.helm.chart import (
+    CHART,
+    KUBE_VERSION,
+    VALUES_FILES,
+    load_values,
+    manifests,
+    render,
+)
+
+QWEN = "qwen/qwen3-coder-flash"
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "field"),
+    [
+        # a negative replica count (the cluster file's, then a worker group's)
+        ({"cluster": {"models": [{"id": QWEN, "replicas": -1}]}}, helm.HelmValuesError,
+         "/cluster/models/0/replicas"),
+        ({"cluster": {"gateway": {"replicas": -2}}}, helm.HelmValuesError,
+         "/cluster/gateway/replicas"),
+        ({"workerGroups": [{"name": "h100", "accelerator": "gpu", "gpus": 8, "replicas": -1,
+                            "minReplicas": 0, "maxReplicas": 2}]}, helm.HelmValuesError,
+         "/workerGroups/0/replicas"),
+        # an unknown model field, in the list and in the defaults
+        ({"cluster": {"models": [{"id": QWEN, "tensor_parallel": 4}]}}, helm.HelmValuesError,
+         "'tensor_parallel' not allowed"),
+        ({"modelDefaults": {"engnie": "vllm"}}, helm.HelmValuesError, "'engnie' not allowed"),
+        ({"cluster": {"models": [{"id": QWEN, "vllm": {"gpu_mem": 0.5}}]}}, helm.HelmValuesError,
+         "/cluster/models/0/vllm"),
+        # auth on without a secret name
+        ({"secrets": {"existingSecret": ""}}, helm.HelmRenderError, "secrets.existingSecret"),
+        ({"secrets": {"pepperKey": ""}}, helm.HelmRenderError, "secrets.pepperKey"),
+        # a wrong type, an unknown top-level value, node sizes that disagree
+        ({"cluster": {"auth": {"mode": False}}}, helm.HelmValuesError, "/cluster/auth/mode"),
+        ({"workergroups": []}, helm.HelmValuesError, "'workergroups' not allowed"),
+        ({"workerGroups": [{"name": "a100", "accelerator": "gpu", "gpus": 4, "replicas": 1,
+                            "minReplicas": 0, "maxReplicas": 1}]}, helm.HelmRenderError,
+         "workerGroups[0].gpus"),
+        ({"cluster": {"gateway": {"port": 8000}}}, helm.HelmRenderError, "cluster.gateway.port"),
+    ],
+)  # fmt: skip
+def test_wrong_values_are_refused_naming_the_field(
+    values: dict[str, Any], error: type[helm.HelmError], field: str
+) -> None:
+    with pytest.raises(error) as caught:
+        render(values)
+    assert field in str(caught.value)
+
+
+def test_auth_off_needs_no_secret() -> None:
+    values = {"cluster": {"auth": {"mode": "off"}}, "secrets": {"existingSecret": "",
+              "ledgerUrlKey": "", "hfTokenKey": ""}}  # fmt: skip
+    rendered = render(values)
+    assert "secretKeyRef" not in "".join(rendered.values())
+
+
+def test_proxy_ingress_puts_serves_proxy_on_the_gateway_port() -> None:
+    """`ingress: proxy`: Serve's proxy (every node) is the front door on cluster.gateway.port."""
+    rendered = render({"cluster": {"gateway": {"ingress": "proxy", "port": 8000}}})
+    (rayservice,) = [doc for doc in manifests(rendered) if doc["kind"] == "RayService"]
+    serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    assert serve["http_options"]["port"] == 8000
+    assert serve["proxy_location"] == "EveryNode"
+    gateway = next(
+        g
+        for g in rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+        if g["groupName"] == "gateway"
+    )
+    (container,) = gateway["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "0"
+    assert {"name": "http", "containerPort": 8000} in container["ports"]
+
+
+@pytest.mark.parametrize("name", list(VALUES_FILES))
+def test_helm_lint_strict_passes(name: str) -> None:
+    report = helm.lint(CHART, load_values(name), strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["errors"] == []
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert problems == []
+
+
+def test_lint_strict_reports_a_broken_value() -> None:
+    report = helm.lint(CHART, {"cluster": {"models": [{"id": QWEN, "replicas": 0}]}}, strict=True)
+    assert report["errors"] or any(m["severity"] >= 2 for m in report["messages"])
+
+
+def test_values_schema_is_current() -> None:
+    committed = (CHART / "values.schema.json").read_text("utf-8")
+    assert committed == render_schema(CHART), "stale: run `make helm-schema`"
+
+
+def test_the_charts_fallbacks_are_the_config_models_defaults() -> None:
+    """Where the cluster file leaves a field out, the templates fall back to a value of their
+    own (gateway replicas, request timeout, GPUs per node); it must be the model's default."""
+    unset = {"replicas": None}  # request_timeout_s is absent from the defaults already
+    values = {"cluster": {"gateway": unset, "ray": {"gpus_per_node": None}}}
+    objs = manifests(render(values))
+    (rayservice,) = [o for o in objs if o["kind"] == "RayService"]
+    serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    (app,) = serve["applications"]
+    assert "replicas" not in app["args"]["cluster"]["gateway"]  # really left out
+    config = ClusterConfig.model_validate(app["args"]["cluster"])
+    assert serve["http_options"]["request_timeout_s"] == config.gateway.request_timeout_s
+    groups = rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    gateway = next(g for g in groups if g["groupName"] == "gateway")
+    assert gateway["replicas"] == config.gateway.replicas
+    (container,) = gateway["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    expected = serve_environment(config.gateway)
+    assert (
+        env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]
+        == expected["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]
+    )
+    gpu_pods = [g for g in groups if g["groupName"] != "gateway"]
+    for group in gpu_pods:
+        (worker,) = group["template"]["spec"]["containers"]
+        assert worker["resources"]["limits"]["nvidia.com/gpu"] == config.ray.gpus_per_node
