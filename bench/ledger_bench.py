@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         server, admin = _start_postgres()
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     p50, p99 = fsync_baseline(tmp)
-    print(f"fsync on this disk (200 x 128 B): p50 {p50:.2f} ms, p99 {p99:.2f} ms\n")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"fsync on this disk (200 x 128 B): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print(f"load average at start (1, 5, 15 min; {os.cpu_count()} CPUs): {load}\n")
     print(
         "| database | concurrency | capacity records/s | added p50 (ms) | added p99 (ms) "
         f"| records/s with {args.generation_ms:g} ms generations |"
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.cleanup()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nload average at the end: {load}")
     return 0
 
 
