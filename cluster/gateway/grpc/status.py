@@ -13,8 +13,9 @@
 The details string is the error's message (the same text the HTTP API sends); trailing
 metadata carries what a program needs: `modelyard-error-kind` (the class name, so a client
 can rebuild the typed error), `modelyard-error-code` and `modelyard-error-param` (set only
-when the error has them). The most specific class wins (ContextLengthExceeded is an
-InvalidRequest), because the table is searched along the error's MRO.
+when the error has them), and `retry-after` (seconds) on a rate limit that knows it. The
+most specific class wins (ContextLengthExceeded is an InvalidRequest), because the table is
+searched along the error's MRO.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from cluster.errors import (
 KIND_KEY = "modelyard-error-kind"
 CODE_KEY = "modelyard-error-code"
 PARAM_KEY = "modelyard-error-param"
+RETRY_AFTER_KEY = "retry-after"  # seconds, for RateLimited (HTTP's Retry-After)
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -100,6 +102,8 @@ def trailers_of(err: ModelyardError) -> Metadata:
         pairs.append((CODE_KEY, err.code))
     if err.param is not None:
         pairs.append((PARAM_KEY, err.param))
+    if isinstance(err, RateLimited) and err.retry_after_s is not None:
+        pairs.append((RETRY_AFTER_KEY, str(err.retry_after_s)))
     return tuple(pairs)
 
 

@@ -47,3 +47,11 @@ async def test_managed_keys_over_grpc(ledger_url: str) -> None:
                 assert grpc_code(caught.value) == code
         finally:
             await server.stop(1.0)
+
+
+def test_rate_limits_carry_retry_after_in_the_trailers() -> None:
+    from cluster.errors import RateLimited
+    from cluster.gateway.grpc.status import RETRY_AFTER_KEY, trailers_of
+
+    assert (RETRY_AFTER_KEY, "17") in trailers_of(RateLimited("slow down", retry_after_s=17))
+    assert all(key != RETRY_AFTER_KEY for key, _ in trailers_of(RateLimited("slow down")))
