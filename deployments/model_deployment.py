@@ -16,6 +16,9 @@ Replica methods (called through a `DeploymentHandle`):
 - `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
 - `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers, and
   `kv_events`: the endpoint of this replica's KV event publisher.
+- `record_autoscaling_stats()` — the autoscaler's signals (`cluster.engine.signals`:
+  running, waiting, KV usage, recent TTFT, prompt tokens per second), which Serve hands to
+  the model's autoscaling policy (`autoscaler.serve_adapter`) as `ctx.aggregated_metrics`.
 
 KV events: with `publish_kv_events`, a replica of a model with prefix caching republishes
 its engine's `kv_events()` on a ZMQ PUB socket in vLLM's frame format
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +41,7 @@ from cluster.errors import EngineUnavailable, ModelyardError
 from cluster.gateway.service import internal_error
 from cluster.kv_events.publisher import KVEventPublisher
 from cluster.placement import PlacementPlan, layout_violations, rank_bundles
+from deployments.autoscaling_signals import ReplicaSignals
 from deployments.engines.factory import build_engine
 from deployments.placement import replica_options
 
@@ -85,6 +90,7 @@ class ModelReplica:
             model, replica_id=self._replica_id, ray_bundle_indices=self.rank_bundles or None
         )
         await self._engine.start()
+        self._signals = ReplicaSignals()
         self._closed = False
         self._publisher: KVEventPublisher | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -126,11 +132,15 @@ class ModelReplica:
         """Stream one generation; errors become a final chunk carrying `ErrorInfo`."""
         first = True
         finished = False
+        started = time.monotonic()
         try:
             async for chunk in self._engine.generate(request):
                 if first:
                     chunk = chunk.model_copy(update={"replica_id": self._replica_id})
                     first = False
+                    self._signals.first_token(time.monotonic() - started)
+                if chunk.usage is not None:
+                    self._signals.finished(chunk.usage.prompt_tokens)
                 yield chunk
             finished = True
         except ModelyardError as err:
@@ -244,6 +254,11 @@ class ModelReplica:
             "prefix_caching": self._model.spec.prefix_caching,
             "kv_events": self._publisher.endpoint if self._publisher is not None else None,
         }
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """The autoscaler's signals (`cluster.engine.signals`), pushed by Serve every
+        `metrics_interval_s` to the controller, where the policy reads them."""
+        return self._signals.report(self._engine.stats())
 
     async def __del__(self) -> None:
         """Called by Ray Serve when the replica stops: release the engine."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cluster.config.settings import RoutingConfig, ServedModel
 from cluster.placement import PlacementPlan
+from deployments.autoscaling import autoscaling_config
 from deployments.routing.config import request_router_config
 
 #: Concurrent requests a vLLM replica admits when the config does not say; vLLM's own
@@ -45,11 +46,12 @@ def replica_options(
     """Keyword arguments for `Deployment.options(...)` of one model's deployment.
 
     Requests are placed by modelyard's request router (`deployments.routing.request_router`)
-    configured from `routing` (default settings when None).
+    configured from `routing` (default settings when None). A model with `autoscaling`
+    gets Serve's `autoscaling_config` (`deployments.autoscaling`) instead of a fixed
+    `num_replicas`.
     """
     options: dict[str, Any] = {
         "name": model.deployment_name,
-        "num_replicas": model.deployment.replicas,
         "max_ongoing_requests": max_ongoing_requests(model),
         "ray_actor_options": {"num_cpus": plan.replica_cpus},
         # An engine may take a while to load weights; a sim engine starts at once.
@@ -59,6 +61,11 @@ def replica_options(
         "graceful_shutdown_wait_loop_s": 0.5,
         "request_router_config": request_router_config(model, routing or RoutingConfig()),
     }
+    autoscaling = autoscaling_config(model.deployment)
+    if autoscaling is None:
+        options["num_replicas"] = model.deployment.replicas
+    else:
+        options["autoscaling_config"] = autoscaling
     if plan.gpus > 0:
         options["placement_group_bundles"] = [dict(b) for b in plan.bundles]
         options["placement_group_strategy"] = plan.strategy

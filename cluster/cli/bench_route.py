@@ -21,6 +21,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench = commands.add_parser("bench", help="benchmarks")
     sub = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
     add_route(sub)
+    from cluster.cli.bench_autoscale import add_autoscale
+
+    add_autoscale(sub)
 
 
 def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

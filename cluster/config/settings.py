@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cluster.config.autoscaling import AutoscalingSettings
 from cluster.config.catalog import Catalog, ModelSpec, PriceTable
 from cluster.config.vllm_args import VLLMDeploymentSettings
 from cluster.routing.config import RoutingSettings
@@ -37,11 +38,18 @@ class SimSettings(_Strict):
 
 
 class ModelDeployment(_Strict):
-    """One served model: which catalog entry, on which engine, how many replicas."""
+    """One served model: which catalog entry, on which engine, how many replicas.
+
+    Without `autoscaling`, `replicas` is fixed; with it, `replicas` is where the deployment
+    starts (Serve's `initial_replicas`, clamped into the autoscaling bounds).
+    """
 
     id: str = Field(min_length=1, description="catalog id or alias")
     engine: Literal["sim", "vllm"] = "sim"
     replicas: int = Field(default=1, ge=1)
+    autoscaling: AutoscalingSettings | None = Field(
+        default=None, description="size the deployment by its queue (autoscaler/); null: fixed"
+    )
     sim: SimSettings = Field(default_factory=SimSettings)
     prices: PriceTable | None = Field(
         default=None, description="operator price table; overrides the catalog's"

@@ -10,7 +10,9 @@ Series (all prefixed `modelyard_`):
 - `errors_total{model,code}` — the error's OpenAI `code` (or type when it has none);
 - `time_to_first_token_seconds{model}` — from accepting the request to the first chunk;
 - `request_duration_seconds{model,endpoint}` — from accepting to the last byte;
-- `prompt_tokens_total`, `completion_tokens_total`, `cached_tokens_total` `{model}`.
+- `prompt_tokens_total`, `completion_tokens_total`, `cached_tokens_total` `{model}`;
+- `pending_requests{model}` — requests resolved to a model and still waiting for their
+  first token: the gateway's queue per model, one of the autoscaler's signals.
 
 `model` is the served model's public id, or "unknown" for names that did not resolve (the
 label never carries a client-chosen string, which would make the series unbounded).
@@ -22,6 +24,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -65,6 +68,13 @@ class GatewayMetrics:
         self.prompt_tokens = counter("prompt_tokens", "Prompt tokens served", ["model"])
         self.completion_tokens = counter(
             "completion_tokens", "Completion tokens generated", ["model"]
+        )
+        self.pending = Gauge(
+            "pending_requests",
+            "Requests resolved to a model and waiting for their first token",
+            ["model"],
+            namespace=ns,
+            registry=reg,
         )
         self.cached_tokens = counter(
             "cached_tokens", "Prompt tokens read from the prefix cache", ["model"]

@@ -42,6 +42,7 @@ class Observation:
         self._model = UNKNOWN_MODEL
         self._first_token_at: float | None = None
         self._done = False
+        self._pending = False  # counted in the model's pending_requests gauge
 
     @property
     def done(self) -> bool:
@@ -49,7 +50,11 @@ class Observation:
 
     def bind(self, model_id: str, *, engine: str, simulated: bool) -> None:
         """The request resolved to a served model: label metrics with its public id."""
+        self._unpend()
         self._model = model_id
+        if not self._done and self._first_token_at is None:
+            self._metrics.pending.labels(model_id).inc()
+            self._pending = True
         self._span.set_attributes(
             {
                 "gen_ai.response.model": model_id,
@@ -62,6 +67,7 @@ class Observation:
         if self._first_token_at is not None or self._done:
             return
         self._first_token_at = self._clock()
+        self._unpend()
         ttft = self._first_token_at - self._started
         self._metrics.ttft.labels(self._model).observe(ttft)
         self._span.set_attribute("gen_ai.response.time_to_first_chunk", ttft)
@@ -101,10 +107,16 @@ class Observation:
         self._span.set_attribute("error.type", "cancelled")
         self._span.end()
 
+    def _unpend(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._metrics.pending.labels(self._model).dec()
+
     def _finish(self, status: str) -> bool:
         if self._done:
             return False
         self._done = True
+        self._unpend()
         self._metrics.requests.labels(self._model, self._endpoint, status).inc()
         elapsed = self._clock() - self._started
         self._metrics.duration.labels(self._model, self._endpoint).observe(elapsed)

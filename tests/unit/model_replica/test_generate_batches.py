@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import InvalidRequest
+from deployments.autoscaling_signals import ReplicaSignals
 from deployments.model_deployment import ModelReplica
 from deployments.replica_methods import GENERATE_BATCHES, GENERATE_METHODS
 
@@ -43,6 +44,7 @@ def replica(engine: ScriptedEngine) -> ModelReplica:
     instance = _Replica.__new__(_Replica)
     instance._engine = engine  # type: ignore[assignment]
     instance._replica_id = "r0"
+    instance._signals = ReplicaSignals()
     return instance
 
 

@@ -142,3 +142,24 @@ def test_cancel_is_499_and_not_an_error() -> None:
         == 1
     )
     assert "modelyard_errors_total{" not in m.render().decode()
+
+
+def test_pending_requests_count_until_the_first_token_or_the_end() -> None:
+    obs, _ = observer()
+    m = obs.metrics
+    a, b, c = start(obs), start(obs), start(obs)
+    for o in (a, b, c):
+        o.bind("m/x", engine="sim", simulated=True)
+    assert m.sample("modelyard_pending_requests", {"model": "m/x"}) == 3
+    a.first_token()
+    a.first_token()
+    assert m.sample("modelyard_pending_requests", {"model": "m/x"}) == 2
+    b.fail(ContextLengthExceeded("too long"))
+    c.cancel()
+    assert m.sample("modelyard_pending_requests", {"model": "m/x"}) == 0
+    a.succeed(
+        response_id="chatcmpl-1",
+        finish_reasons=["stop"],
+        usage=Usage(prompt_tokens=1, completion_tokens=1),
+    )
+    assert m.sample("modelyard_pending_requests", {"model": "m/x"}) == 0

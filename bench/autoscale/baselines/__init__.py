@@ -1,0 +1,1 @@
+"""The autoscalers people run today, as replay policies (one module each)."""
