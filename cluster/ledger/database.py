@@ -8,24 +8,33 @@ so it is never in the cluster file and never logged); without it, SQLite at
 crash of the process and of the machine). `postgresql://` URLs use psycopg 3.
 `migrate(engine)` runs the Alembic migrations shipped in `cluster/ledger/migrations` up to
 head, inside one transaction, at every start (a no-op when already there).
+
+Several gateway replicas start at once against one database: the first to migrate wins and
+the others' attempts fail (a table that now exists, a locked SQLite file). `retrying` runs
+such start-up work again after a short back-off; the second attempt finds the work done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from cluster.config.settings import LedgerSettings
 from cluster.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_log = logging.getLogger(__name__)
 
 
 def ledger_url(settings: LedgerSettings, environ: Mapping[str, str]) -> str:
@@ -65,6 +74,25 @@ def create_ledger_engine(url: str) -> Engine:
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
 
 
+T = TypeVar("T")
+START_ATTEMPTS = 6
+
+
+def retrying(work: Callable[[], T], what: str, attempts: int = START_ATTEMPTS) -> T:
+    """`work()`, tried again after 0.1, 0.2, 0.4 ... s when the database refuses it."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except DBAPIError as err:
+            if attempt == attempts - 1:
+                raise
+            _log.info(
+                "ledger %s: attempt %d failed (%s); retrying", what, attempt + 1, type(err).__name__
+            )
+            time.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def migrate(engine: Engine) -> None:
     """Alembic `upgrade head` over `engine` (idempotent)."""
     config = Config()
@@ -77,5 +105,5 @@ def migrate(engine: Engine) -> None:
 
 def open_ledger_engine(settings: LedgerSettings, environ: Mapping[str, str]) -> Engine:
     engine = create_ledger_engine(ledger_url(settings, environ))
-    migrate(engine)
+    retrying(lambda: migrate(engine), "migration")
     return engine

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from cluster.config.settings import AuthSettings, ClusterConfig
 from cluster.errors import ConfigError
-from cluster.ledger.database import open_ledger_engine
+from cluster.ledger.database import open_ledger_engine, retrying
 from cluster.ledger.keys import KeyStore
 from cluster.ledger.queries import LedgerQueries
 from cluster.ledger.recovery import RecoveryReport, recover_reservations
@@ -78,11 +78,14 @@ def open_ledger(
     pepper = key_pepper(config.auth, env) if keys_mode else b""
     engine = open_ledger_engine(config.ledger, env)
     owner = owner or default_owner(config)
-    recovery = recover_reservations(
-        engine,
-        owner=owner if config.gateway.replicas == 1 else "",
-        now=datetime.now(UTC),
-        stale_after_s=config.gateway.request_timeout_s + STALE_MARGIN_S,
+    recovery = retrying(
+        lambda: recover_reservations(
+            engine,
+            owner=owner if config.gateway.replicas == 1 else "",
+            now=datetime.now(UTC),
+            stale_after_s=config.gateway.request_timeout_s + STALE_MARGIN_S,
+        ),
+        "recovery",
     )
     writer = GroupCommitWriter(engine)
     writer.start()

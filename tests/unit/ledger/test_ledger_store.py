@@ -186,3 +186,23 @@ def test_money_round_trips_exactly(amount: str) -> None:
     assert from_nano(to_nano(Decimal(amount))) == Decimal(amount)
     with pytest.raises(ValueError):
         to_nano(Decimal("0.0000000001"))
+
+
+def _start_gateway_ledger(url: str) -> str:
+    from cluster.config.settings import LedgerSettings
+    from cluster.ledger.database import open_ledger_engine
+
+    open_ledger_engine(LedgerSettings(), {"MODELYARD_LEDGER_URL": url}).dispose()
+    return "ok"
+
+
+def test_replicas_starting_together_all_migrate(ledger_url: str) -> None:
+    """Four gateway processes opening one fresh database at once: every one starts (the
+    losers of the migration race retry and find it done)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(4, mp_context=context) as pool:
+        results = list(pool.map(_start_gateway_ledger, [ledger_url] * 4))
+    assert results == ["ok"] * 4
