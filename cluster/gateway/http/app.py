@@ -10,8 +10,9 @@ signature is stable. `create_app` is the lower-level half, for callers that buil
 service themselves (tests that capture spans).
 
 Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
-GET /models, GET /models/{id} (ids contain '/'); and GET /health (200, or 503 when any model
-is unhealthy, with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
+GET /models, GET /models/{id} (ids contain '/'); and GET /openapi.json (the API's OpenAPI
+document, `cluster.http.openapi`), GET /health (200, or 503 when any model is unhealthy,
+with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
 then the engines' own, e.g. vLLM's `vllm:*`, when the backend offers `engine_metrics()`).
 
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
@@ -50,9 +51,11 @@ from cluster.gateway.auth.ratelimit import RateLimiter
 from cluster.gateway.http.body import read_body
 from cluster.gateway.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
 from cluster.gateway.http.ledger_routes import add_ledger_routes
+from cluster.gateway.http.openapi import openapi_document
 from cluster.gateway.http.streaming import EventStreamResponse
 from cluster.gateway.service import GatewayService, ModelBackend
 from cluster.gateway.service.ledger_meter import LedgerMeter
+from cluster.gateway.service.limits import RequestLimits
 from cluster.gateway.telemetry import (
     GatewayMetrics,
     RequestObserver,
@@ -184,6 +187,12 @@ def create_app(
                 pass  # a scrape without engine metrics beats a failed scrape
         return Response(body, media_type=metrics.content_type)
 
+    document = openapi_document([m.id for m in service.list_models().data], API_PREFIXES)
+
+    async def openapi_route() -> Response:
+        return JSONResponse(document)
+
+    app.add_api_route("/openapi.json", openapi_route, methods=["GET"])
     app.add_api_route("/health", health_route, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
     return app
@@ -206,6 +215,7 @@ def build_gateway_app(
     metrics = GatewayMetrics()
     provider = build_tracer_provider(config.telemetry)
     observer = RequestObserver(metrics, tracer_from(provider))
+    gateway = config.gateway
     ledger = open_ledger(config, env, owner=ledger_owner) if ledger_enabled(config, env) else None
     authenticator = (
         build_key_authenticator(config.auth, ledger.keys)
@@ -216,7 +226,9 @@ def build_gateway_app(
         served,
         backend,
         observer,
-        timeout_s=config.gateway.request_timeout_s,
+        timeout_s=gateway.request_timeout_s,
+        stall_timeout_s=gateway.stall_timeout_s,
+        limits=RequestLimits.of(gateway),
         meter=None if ledger is None else ledger_meter(ledger),
     )
     app = create_app(
