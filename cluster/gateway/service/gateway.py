@@ -5,8 +5,8 @@ name → check `max_tokens` against the context window (the engine checks the pr
 only it can tokenise) → fan `n` out into EngineRequests → merge the choice streams →
 per-choice deltas (reasoning split, tool calls) → the OpenAI response, or its chunks. Chat
 and completions run that one path (`_respond`, `_stream`); they differ only in the body
-class and in how one choice is assembled (`_chat_choice`, `_text_choice`) or streamed
-(`_chat_piece`, `_text_piece`).
+class and in how one choice is assembled (`bodies.chat_choice`, `text_choice`) or
+streamed (`chat_piece`, `text_piece`).
 
 Streaming methods are async generators that do all of that lazily: an error the engine
 raises before its first chunk surfaces on the first `anext()`, before a front door has
@@ -44,13 +44,11 @@ from cluster.errors import ContextLengthExceeded, ModelNotFound, ModelyardError
 from cluster.gateway.auth.protocol import ANONYMOUS, Principal
 from cluster.gateway.service.backend import ModelBackend
 from cluster.gateway.service.billing import Billing, partial_usage
+from cluster.gateway.service.bodies import chat_choice, chat_piece, text_choice, text_piece
 from cluster.gateway.service.choices import (
     ChoiceState,
     Delta,
-    MessageBuilder,
-    chat_logprobs,
     combine_usage,
-    completion_logprobs,
     require_finished,
 )
 from cluster.gateway.service.limits import RequestLimits
@@ -173,22 +171,22 @@ class GatewayService:
     async def chat(
         self, request: ChatCompletionRequest, caller: Principal = ANONYMOUS
     ) -> ChatCompletion:
-        return await self._respond(request, ChatCompletion, _chat_choice, caller)
+        return await self._respond(request, ChatCompletion, chat_choice, caller)
 
     def stream_chat(
         self, request: ChatCompletionRequest, caller: Principal = ANONYMOUS
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
-        return self._stream(request, ChatCompletionChunk, _chat_piece, caller)
+        return self._stream(request, ChatCompletionChunk, chat_piece, caller)
 
     async def complete(
         self, request: CompletionRequest, caller: Principal = ANONYMOUS
     ) -> Completion:
-        return await self._respond(request, Completion, _text_choice, caller)
+        return await self._respond(request, Completion, text_choice, caller)
 
     def stream_complete(
         self, request: CompletionRequest, caller: Principal = ANONYMOUS
     ) -> AsyncGenerator[CompletionChunk, None]:
-        return self._stream(request, CompletionChunk, _text_piece, caller)
+        return self._stream(request, CompletionChunk, text_piece, caller)
 
     async def _respond(
         self,
@@ -372,44 +370,3 @@ def _settle(obs: Observation, exc: BaseException) -> None:
         obs.fail(internal_error())
     else:
         obs.cancel()
-
-
-def _chat_choice(index: int, deltas: list[Delta], state: ChoiceState) -> ChatChoice:
-    builder = MessageBuilder()
-    for delta in deltas:
-        builder.add(delta)
-    logprobs = chat_logprobs(deltas) if state.logprobs else None
-    return ChatChoice(
-        index=index, message=builder.message(), finish_reason=state.finish_reason, logprobs=logprobs
-    )
-
-
-def _chat_piece(index: int, delta: Delta) -> ChatChunkChoice | None:
-    """Every first delta is sent, even a bare one: it tells the client the role."""
-    if not delta.first and delta.empty:
-        return None
-    return ChatChunkChoice(
-        index=index,
-        delta=delta.chat_delta(),
-        finish_reason=delta.finish_reason,
-        logprobs=delta.chat_logprobs(),
-    )
-
-
-def _text_choice(index: int, deltas: list[Delta], state: ChoiceState) -> CompletionChoice:
-    text = "".join(delta.content for delta in deltas)
-    logprobs = completion_logprobs(deltas) if state.logprobs else None
-    return CompletionChoice(
-        index=index, text=text, finish_reason=state.finish_reason, logprobs=logprobs
-    )
-
-
-def _text_piece(index: int, delta: Delta) -> CompletionChoice | None:
-    if not (delta.content or delta.finish_reason or delta.logprobs):
-        return None
-    return CompletionChoice(
-        index=index,
-        text=delta.content,
-        finish_reason=delta.finish_reason,
-        logprobs=delta.completion_logprobs(),
-    )
