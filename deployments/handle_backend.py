@@ -20,7 +20,8 @@ the stream with `EngineUnavailable` (an SSE `error` event / gRPC UNAVAILABLE): R
 dead actor's stream promptly, so it never hangs.
 
 `routing()` returns each model's request-router snapshot (`deployments.routing.introspect`)
-for the gateway's debug endpoint.
+for the gateway's debug endpoint; `fleet()` every replica's load and each model's replica
+counts for its /metrics (`deployments.fleet`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError
 from cluster.gateway.telemetry.exposition import merge_expositions
+from deployments.fleet import FleetReader
 from deployments.replica_methods import GENERATE_BATCHES
 from deployments.routing.introspect import snapshot_of
 
@@ -95,6 +97,7 @@ class HandleBackend:
             model_id: handle.options(stream=True) for model_id, handle in self._handles.items()
         }
         self._failures = _ray_failures()
+        self.fleet = FleetReader(self._stream_handles)
         from ray.exceptions import RayError
 
         self._other_ray_errors: tuple[type[BaseException], ...] = (RayError,)

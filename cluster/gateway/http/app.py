@@ -12,7 +12,9 @@ service themselves (tests that capture spans).
 Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
 GET /models, GET /models/{id} (ids contain '/'); and GET /health (200, or 503 when any model
 is unhealthy, with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
-then the engines' own, e.g. vLLM's `vllm:*`, when the backend offers `engine_metrics()`).
+with every model replica's load when the backend offers `fleet()`
+(`cluster.gateway.telemetry.fleet`), then the engines' own, e.g. vLLM's `vllm:*`, when it
+offers `engine_metrics()`).
 
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
 OpenAI error object otherwise; /health and /metrics stay open); `app.state` holds the
@@ -53,6 +55,7 @@ from cluster.gateway.telemetry import (
     build_tracer_provider,
     tracer_from,
 )
+from cluster.gateway.telemetry.fleet import FleetSource
 
 API_PREFIXES = ("/v1", "/api/v1")
 #: The generating routes (what routers place and proxy), under every prefix.
@@ -92,6 +95,7 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     authenticator: Authenticator | None = None,
     engine_metrics: EngineMetrics | None = None,
+    fleet: FleetSource | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -168,6 +172,8 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_route() -> Response:
+        if fleet is not None:  # every model replica's load (bounded; never fails the scrape)
+            await metrics.fleet.refresh(fleet)
         body = metrics.render()
         if engine_metrics is not None:  # the engines' own metrics (vLLM's vllm:*)
             try:
@@ -198,4 +204,5 @@ def build_gateway_app(
         tracer_provider=provider,
         authenticator=build_authenticator(config.auth),
         engine_metrics=getattr(backend, "engine_metrics", None),
+        fleet=getattr(backend, "fleet", None),
     )
