@@ -164,16 +164,24 @@ class FleetReader:
             }
         )
 
+    @staticmethod
+    def _reports(handle: Any) -> Mapping[str, Any]:
+        router = request_router_of(handle)
+        reports = getattr(router, "replica_stats", None)
+        return reports if isinstance(reports, Mapping) else {}
+
     def replicas(self) -> tuple[ReplicaStats, ...]:
         """Every replica each model's router in this process knows, with its last stats."""
         out: list[ReplicaStats] = []
         for model, handle in self._handles.items():
-            router = request_router_of(handle)
-            reports: Mapping[str, Any] = getattr(router, "replica_stats", None) or {}
-            for replica, stats in sorted(reports.items()):
+            for replica, stats in sorted(self._reports(handle).items()):
                 if isinstance(stats, Mapping):
                     out.append(replica_stats_from(model, replica, stats))
         return tuple(out)
+
+    def serving(self) -> set[str]:
+        """Models with at least one replica that this process's router knows of."""
+        return {model for model, handle in self._handles.items() if self._reports(handle)}
 
     async def __call__(self) -> FleetSnapshot:
         return FleetSnapshot(replicas=self.replicas(), models=await self._counts.get())

@@ -193,7 +193,9 @@ class HandleBackend:
         """Engine metrics (vLLM's `vllm:*`) of one replica per model, merged into one text.
 
         Each call reaches whichever replica Serve picks; samples carry a `replica` label.
-        A model that does not answer in time contributes nothing to this scrape.
+        A model that does not answer in time contributes nothing to this scrape. A model
+        with no replica (scaled to zero) is not asked: the call would wait at the handle,
+        and Serve counts a waiting call as demand, so every scrape would wake it up.
         """
 
         async def one(handle: Any) -> str:
@@ -207,7 +209,8 @@ class HandleBackend:
                 return ""
             return str(text)
 
-        texts = await asyncio.gather(*(one(h) for h in self._handles.values()))
+        serving = self.fleet.serving()
+        texts = await asyncio.gather(*(one(h) for m, h in self._handles.items() if m in serving))
         return merge_expositions(texts)[0]
 
     async def _probe(self, model_id: str) -> bool:

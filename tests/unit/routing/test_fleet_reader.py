@@ -173,3 +173,12 @@ async def test_reader_lists_every_replica_each_router_knows() -> None:
     )
     router.replica_stats = {"app#a#1": {"waiting": 0}}  # Serve removed replica 2
     assert [r.replica for r in (await reader()).replicas] == ["app#a#1"]
+
+
+def test_serving_lists_models_with_a_replica() -> None:
+    handles = {
+        "m/a": FakeHandle(FakeRouter({"app#a#1": {}})),
+        "m/zero": FakeHandle(FakeRouter({})),  # scaled to zero: /metrics must not call it
+        "m/none": FakeHandle(None),
+    }
+    assert FleetReader(handles, NoCounts()).serving() == {"m/a"}
