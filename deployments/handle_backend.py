@@ -36,6 +36,7 @@ from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError
 from cluster.gateway.telemetry.exposition import merge_expositions
+from deployments.call_ids import own_call_id
 from deployments.fleet import FleetReader
 from deployments.replica_methods import GENERATE_BATCHES
 from deployments.routing.introspect import snapshot_of
@@ -116,7 +117,8 @@ class HandleBackend:
         while True:
             started = False
             try:
-                async with aclosing(self._attempt(model, handle, request)) as chunks:
+                attempt_chunks = self._attempt(model, handle, request, attempt)
+                async with aclosing(attempt_chunks) as chunks:
                     async for chunk in chunks:
                         started = True
                         yield chunk
@@ -135,10 +137,15 @@ class HandleBackend:
                 attempt += 1
 
     async def _attempt(
-        self, model: ServedModel, handle: Any, request: EngineRequest
+        self, model: ServedModel, handle: Any, request: EngineRequest, attempt: int
     ) -> AsyncGenerator[EngineChunk, None]:
-        """One try. Raises `_NotStarted` for a replica failure before the first chunk."""
-        response = getattr(handle, GENERATE_BATCHES).remote(request)
+        """One try. Raises `_NotStarted` for a replica failure before the first chunk.
+
+        Each try is its own Serve call id (`deployments.call_ids`): the choices of one
+        request run concurrently and must not share the request's id.
+        """
+        with own_call_id(f"{request.request_id}/{attempt}"):
+            response = getattr(handle, GENERATE_BATCHES).remote(request)
         done = False
         started = False
         try:

@@ -72,11 +72,37 @@ class _Body(_Strict):
     system_fingerprint: str | None
 
 
+class TopLogprobOut(_Strict):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprobOut(TopLogprobOut):
+    top_logprobs: list[TopLogprobOut] = Field(default_factory=list)
+
+
+class ChatLogprobs(_Strict):
+    """A chat choice's `logprobs`: one entry per generated token."""
+
+    content: list[TokenLogprobOut] | None = None
+
+
+class CompletionLogprobs(_Strict):
+    """A text completion choice's `logprobs`: parallel lists, one position per token;
+    `text_offset` counts characters from the start of the choice's text."""
+
+    tokens: list[str] = Field(default_factory=list)
+    token_logprobs: list[float] = Field(default_factory=list)
+    top_logprobs: list[dict[str, float]] = Field(default_factory=list)
+    text_offset: list[int] = Field(default_factory=list)
+
+
 class ChatChoice(_Strict):
     index: int = Field(ge=0)
     message: ChatMessageOut
     finish_reason: FinishReason | None
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletion(_Body):
@@ -110,7 +136,7 @@ class ChatChunkChoice(_Strict):
     index: int = Field(ge=0)
     delta: ChatDelta
     finish_reason: FinishReason | None = None
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionChunk(_Body):
@@ -123,7 +149,7 @@ class CompletionChoice(_Strict):
     index: int = Field(ge=0)
     text: str
     finish_reason: FinishReason | None = None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class Completion(_Body):

@@ -9,12 +9,16 @@ declaration order, which is why `stream` precedes `stream_options`, `tools` prec
 
 Accepted and not acted on: `user` and `metadata` (OpenAI uses them for abuse monitoring and
 stored completions; modelyard stores neither).
-`logprobs` is refused: no engine here returns log-probabilities yet.
+
+`n` and the number of prompts have no upper bound here: their limits are configuration
+(`gateway.max_choices`, `gateway.max_prompts`), checked by the core. `logprobs`,
+`top_logprobs` and `logit_bias` are valid requests; engines that cannot honour them (the
+simulator) refuse them with a 400 naming the field (docs/API.md).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -27,12 +31,16 @@ from pydantic import (
 
 from cluster.api.messages import Message, NamedToolChoice, ResponseFormat, Tool, ToolChoice
 
-MAX_N = 16
 MAX_STOP = 4
 MAX_TOOLS = 128
 MAX_METADATA_PAIRS = 16
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+TokenId = Annotated[int, Field(ge=0, le=2**31 - 1)]
+#: One prompt: text, or token ids (as vLLM's server takes them).
+Prompt = str | Annotated[list[TokenId], Field(min_length=1)]
+LogitBiasKey = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")]
+LogitBiasValue = Annotated[float, Field(ge=-100.0, le=100.0)]
 MetadataKey = Annotated[str, StringConstraints(max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=512)]
 
@@ -58,15 +66,20 @@ class _GenerationFields(_Strict):
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     # vLLM's convention: 0 or -1 means "all tokens" (no top-k filtering).
     top_k: int | None = Field(default=None, ge=-1)
-    n: int = Field(default=1, ge=1, le=MAX_N)
+    n: int = Field(default=1, ge=1)
     max_tokens: int | None = Field(default=None, ge=1)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     stop: list[NonEmptyStr] | None = Field(default=None, max_length=MAX_STOP)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    seed: int | None = None
-    random_seed: int | None = Field(default=None, description="Mistral's name for `seed`")
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
+    random_seed: int | None = Field(
+        default=None, ge=-(2**63), le=2**64 - 1, description="Mistral's name for `seed`"
+    )
+    logit_bias: dict[LogitBiasKey, LogitBiasValue] | None = Field(
+        default=None, description="token id (a decimal string) -> bias in [-100, 100]"
+    )
     user: str | None = None
 
     @field_validator("stop", mode="before")
@@ -147,19 +160,17 @@ class ChatCompletionRequest(_GenerationFields):
                 raise ValueError(f"function {value.function.name!r} is not one of 'tools'")
         return value
 
-    @field_validator("logprobs")
-    @classmethod
-    def _no_logprobs(cls, value: bool | None) -> bool | None:
-        if value:
-            raise ValueError("'logprobs' are not supported by this server")
-        return value
-
     @field_validator("top_logprobs")
     @classmethod
-    def _no_top_logprobs(cls, value: int | None) -> int | None:
-        if value:
-            raise ValueError("'top_logprobs' needs 'logprobs', which this server does not support")
+    def _top_needs_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("logprobs") is not True:
+            raise ValueError("'top_logprobs' is only allowed when 'logprobs' is true")
         return value
+
+    @property
+    def logprobs_wanted(self) -> int | None:
+        """Top alternatives per token (0: the sampled token only), or None: no logprobs."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @property
     def requested_max_tokens(self) -> tuple[str, int] | None:
@@ -168,20 +179,38 @@ class ChatCompletionRequest(_GenerationFields):
         return super().requested_max_tokens
 
 
-class CompletionRequest(_GenerationFields):
-    """POST /v1/completions. `prompt` is a string or a non-empty list of strings."""
+def _prompt_batch(value: object) -> object:
+    """A string or a list of token ids is one prompt; inside, always a list of prompts."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(_is_token(item) for item in value):
+        return [value]
+    return value
 
-    prompt: list[str] = Field(min_length=1)
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class CompletionRequest(_GenerationFields):
+    """POST /v1/completions. `prompt` is a string, a list of strings, a list of token ids,
+    or a list of token-id lists (one kind per request, as vLLM's server takes it)."""
+
+    prompt: list[Prompt] = Field(min_length=1)
     logprobs: int | None = Field(default=None, ge=0, le=5)
 
     @field_validator("prompt", mode="before")
     @classmethod
     def _prompt_list(cls, value: object) -> object:
-        return _one_or_list(value)
+        return _prompt_batch(value)
 
-    @field_validator("logprobs")
+    @field_validator("prompt")
     @classmethod
-    def _no_logprobs(cls, value: int | None) -> int | None:
-        if value:
-            raise ValueError("'logprobs' are not supported by this server")
+    def _one_kind(cls, value: list[Prompt]) -> list[Prompt]:
+        if len({isinstance(item, str) for item in value}) > 1:
+            raise ValueError("a list of prompts holds strings or token-id lists, not both")
         return value
+
+    @property
+    def logprobs_wanted(self) -> int | None:
+        return self.logprobs

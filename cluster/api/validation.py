@@ -2,7 +2,8 @@
 
 Three steps, each with its own error:
 
-1. JSON: not UTF-8, not JSON, NaN/Infinity, or nested too deeply → `MalformedJSON` (400).
+1. JSON: not UTF-8, not JSON, NaN/Infinity, a lone UTF-16 surrogate escape (`"\ud800"`:
+   no text can hold it), or nested too deeply → `MalformedJSON` (400).
    A JSON value that is not an object → `InvalidRequest` with no param.
 2. Schema (`cluster.api.schema`, pydantic in strict mode: no "1" for 1, no "yes" for true).
    The first failing field is reported: `param` is its dotted path in the *client's* JSON
@@ -10,11 +11,14 @@ Three steps, each with its own error:
    and the message names that path and the rule it broke. Unknown keys at the top level read
    as OpenAI's "Unrecognized request argument supplied: …".
 3. Conversation rules that span messages (`check_conversation`).
+4. JSON Schemas inside the request (tool parameters, `response_format`) against their
+   meta-schema (`cluster.api.tool_schemas`), naming the offending path.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -23,6 +27,7 @@ from pydantic_core import ErrorDetails
 
 from cluster.api.messages import AssistantMessage, Message, ToolMessage
 from cluster.api.schema import ChatCompletionRequest, CompletionRequest
+from cluster.api.tool_schemas import check_request_schemas
 from cluster.errors import InvalidRequest, MalformedJSON
 from cluster.field_paths import field_path
 
@@ -44,11 +49,29 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         raise MalformedJSON("The JSON body of the request is nested too deeply.") from None
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise MalformedJSON(f"We could not parse the JSON body of your request: {err}") from None
+    if _SURROGATE_ESCAPE.search(body) and not _encodable(data):
+        raise MalformedJSON(
+            "The JSON body of the request holds a lone UTF-16 surrogate escape (\\ud800-"
+            "\\udfff without its pair), which is not text."
+        )
     if not isinstance(data, dict):
         raise InvalidRequest(
             f"The request body must be a JSON object, not a JSON {type(data).__name__}."
         )
     return data
+
+
+#: `\uD800`-`\uDFFF` escapes; only they can put a lone surrogate into decoded JSON (raw
+#: surrogate bytes are invalid UTF-8). Pairs decode to one character and are fine.
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
+def _encodable(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _client_loc(loc: Loc, data: object, *, keep_last: bool) -> Loc:
@@ -186,6 +209,7 @@ def _require_answered(pending: dict[str, str]) -> None:
 def validate_chat(data: dict[str, Any]) -> ChatCompletionRequest:
     request = validate_model(ChatCompletionRequest, data)
     check_conversation(request.messages)
+    check_request_schemas(request)
     return request
 
 

@@ -139,6 +139,23 @@ class GatewaySettings(_Strict):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     replicas: int = Field(default=1, ge=1)
     request_timeout_s: float = Field(default=600.0, gt=0)
+    stall_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="watchdog: an engine request that sends nothing for this long (no first "
+        "token, no next token) is aborted and the client gets 504 / an SSE error event",
+    )
+    max_choices: int = Field(
+        default=16, ge=1, description="most choices (`n`) one request may ask for"
+    )
+    max_prompts: int = Field(
+        default=32, ge=1, description="most prompts in one completions request"
+    )
+    max_generations: int = Field(
+        default=128,
+        ge=1,
+        description="most engine requests one API request fans out into (prompts x n)",
+    )
     ingress: GatewayIngress = Field(
         default="direct",
         description="direct: gateway replicas listen on port.. themselves (no Serve proxy "

@@ -24,12 +24,17 @@ class SamplingParams(_Strict):
     frequency_penalty: float = 0.0
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
+    # Log-probabilities: None = none; k = the sampled token's and the k most likely ones.
+    logprobs: int | None = Field(default=None, ge=0)
+    # Token id (decimal string, as in the OpenAI API) -> bias added to its logit.
+    logit_bias: dict[str, float] | None = None
 
 
 class EngineRequest(_Strict):
     """One generation (one choice). `n > 1` is fanned out by the core into several of these.
 
-    Exactly one of `messages` (chat) or `prompt` (completion) is set.
+    Exactly one of `messages` (chat), `prompt` (a text completion) or `prompt_token_ids`
+    (a completion of a prompt given as token ids) is set.
     `model` is the catalog id; `adapter` names a LoRA adapter when the client asked for
     `model:adapter`.
     """
@@ -39,12 +44,16 @@ class EngineRequest(_Strict):
     adapter: str | None = None
     messages: list[Message] | None = None
     prompt: str | None = None
+    prompt_token_ids: list[int] | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     # Structured output (JSON mode / JSON schema) for engines with guided decoding (vLLM).
     response_format: ResponseFormat | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     sampling: SamplingParams = Field(default_factory=SamplingParams)
+    # Which of the `n` samples of one prompt this is. Engines that sample for real ignore it;
+    # the simulator varies its text by it when temperature > 0 (docs/SIMULATOR.md).
+    sample: int = Field(default=0, ge=0)
     # Free-form per-request cache isolation key (vLLM's cache_salt); part of block hashes.
     cache_salt: str | None = None
 
@@ -61,6 +70,21 @@ class ToolCallDelta(_Strict):
     arguments: str = ""
 
 
+class TopLogprob(_Strict):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(_Strict):
+    """One generated token's log-probability and its most likely alternatives (vLLM's)."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
 class EngineChunk(_Strict):
     """One step of a generation. The last chunk has `finish_reason` and `usage` set.
 
@@ -71,6 +95,8 @@ class EngineChunk(_Strict):
     text: str = ""
     reasoning: str = ""
     tool_calls: list[ToolCallDelta] = Field(default_factory=list)
+    # Per generated token of this chunk, when the request asked for log-probabilities.
+    logprobs: list[TokenLogprob] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     error: ErrorInfo | None = None

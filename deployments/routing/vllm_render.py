@@ -189,6 +189,8 @@ class VLLMPromptRenderer:
     def completion_ids(self, request: EngineRequest) -> list[int]:
         from deployments.engines.vllm.requests import completion_request
 
+        if request.prompt_token_ids is not None:  # vLLM takes them as they are
+            return list(request.prompt_token_ids)
         completion = completion_request(request, model_name=self.config.serving.served_model_name)
         if not isinstance(completion.prompt, str):
             raise NotRenderable("only text prompts are rendered router-side")

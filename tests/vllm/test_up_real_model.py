@@ -4,7 +4,9 @@ local.yaml serves smollm2-135m-instruct on real vLLM (CPU) beside the simulated 
 One `modelyard up` process for the module (its own HTTP and gRPC ports, its own Ray), then
 the official OpenAI SDK: a real answer with usage, a cached long prefix, streaming, a named
 tool_choice, vLLM's own metrics on /metrics, a simulated model in the same cluster, and
-finally Ctrl-C (SIGINT) → exit 0 with nothing left behind.
+the OpenAI request surface (n > 1, prompt lists, token ids, logprobs:
+tests/vllm/openai_surface_real.py), and finally Ctrl-C (SIGINT) → exit 0 with nothing left
+behind.
 
 The model comes from the model cache (`$MODELYARD_MODEL_CACHE`, else
 ~/.cache/modelyard/models); `up` prepares it when missing, which the start bound allows for
@@ -31,6 +33,12 @@ from openai import OpenAI
 from bench.processes import free_port
 from tests.integration.live import DEVSTRAL
 from tests.integration.up_process import UpProcess
+from tests.vllm.openai_surface_real import (  # collected here: they use this module's `up`
+    test_real_model_chat_logprobs,
+    test_real_model_completion_logprobs_and_logit_bias,
+    test_real_model_n_choices,
+    test_real_model_prompt_batches_and_token_ids,
+)
 
 pytestmark = pytest.mark.vllm
 
@@ -261,3 +269,11 @@ def test_sigint_stops_with_exit_0_and_leaves_nothing(up: RunningUp) -> None:
     while _session_pids(session) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _session_pids(session) == []
+
+
+__all__ = [  # the imported tests are meant to be collected here
+    "test_real_model_chat_logprobs",
+    "test_real_model_completion_logprobs_and_logit_bias",
+    "test_real_model_n_choices",
+    "test_real_model_prompt_batches_and_token_ids",
+]

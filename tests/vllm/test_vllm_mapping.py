@@ -33,7 +33,12 @@ from cluster.errors import (
     ModelyardError,
 )
 from deployments.engines.vllm.errors import error_from_exception, error_from_fields
-from deployments.engines.vllm.requests import chat_body, chat_request, completion_body
+from deployments.engines.vllm.requests import (
+    chat_body,
+    chat_request,
+    completion_body,
+    completion_request,
+)
 from deployments.engines.vllm.serving import check_tool_parser, check_window
 from deployments.engines.vllm.stream import StreamMapper
 
@@ -301,3 +306,63 @@ def test_tool_parser_is_checked_before_the_engine_starts(parser: str, ok: bool) 
     else:
         with pytest.raises(ConfigError, match=r"catalog\[m\]\.tool_parser: 'nope'"):
             check_tool_parser(args, model_id="m")
+
+
+def test_token_id_prompts_logprobs_and_logit_bias_reach_vllm() -> None:
+    sampling = SamplingParams(logprobs=2, logit_bias={"42": -100.0})
+    body = completion_body(_request(prompt_token_ids=[1, 2, 3], sampling=sampling), model_name="m")
+    assert body["prompt"] == [1, 2, 3]
+    assert body["logprobs"] == 2 and body["logit_bias"] == {"42": -100.0}
+    assert completion_request(_request(prompt_token_ids=[1, 2, 3]), model_name="m").prompt == [
+        1,
+        2,
+        3,
+    ]
+    chat = _request(messages=[UserMessage(role="user", content="hi")], sampling=sampling)
+    body = chat_body(chat, model_name="m")
+    assert (body["logprobs"], body["top_logprobs"], body["logit_bias"]) == (True, 2, {"42": -100.0})
+    parsed = chat_request(chat, model_name="m")  # vLLM's own request model accepts them
+    assert parsed.logprobs is True and parsed.top_logprobs == 2
+
+
+def test_chat_logprobs_are_read_per_token() -> None:
+    top = [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105]}, {"token": "Yo", "logprob": -2.5}]
+    logprobs = {
+        "content": [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": top}]
+    }
+    event = sse(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": "Hi"},
+                    "logprobs": logprobs,
+                    "finish_reason": None,
+                }
+            ]
+        }
+    )
+    mapper = StreamMapper(replica_id="r0", prompt_param="messages")
+    [chunk] = mapper.feed(event)
+    assert [(t.token, t.logprob, t.bytes) for t in chunk.logprobs] == [("Hi", -0.1, [72, 105])]
+    assert [(a.token, a.logprob) for a in chunk.logprobs[0].top_logprobs] == [
+        ("Hi", -0.1),
+        ("Yo", -2.5),
+    ]
+
+
+def test_completion_logprobs_are_read_from_parallel_lists() -> None:
+    logprobs = {
+        "tokens": ["a", "b"],
+        "token_logprobs": [-0.5, None],
+        "top_logprobs": [{"a": -0.5, "c": -1.0}, None],
+        "text_offset": [0, 1],
+    }
+    event = sse(
+        {"choices": [{"index": 0, "text": "ab", "logprobs": logprobs, "finish_reason": None}]}
+    )
+    mapper = StreamMapper(replica_id="r0", prompt_param="prompt")
+    [chunk] = mapper.feed(event)
+    assert [(t.token, t.logprob) for t in chunk.logprobs] == [("a", -0.5), ("b", -9999.0)]
+    assert {a.token for a in chunk.logprobs[0].top_logprobs} == {"a", "c"}
+    assert chunk.logprobs[1].top_logprobs == []

@@ -7,9 +7,11 @@
 
 Requests and responses are the generated messages (`cluster.gateway.grpc.gen.modelyard.v1`,
 re-exported here), typed by their .pyi stubs; `user()`, `system()`, `assistant()`,
-`tool_result()` and `function_tool()` build the common pieces. `deadline_s` is the call's
-deadline in seconds, sent to the server as the gRPC deadline: when it passes, the server
-aborts the engine request.
+`tool_result()`, `function_tool()` and `token_prompt()` (a completion prompt given as token
+ids, for `CompletionRequest.prompt_token_ids`) build the common pieces. `n` and several
+prompts work as over HTTP: choice `i * n + j` is the j-th sample of prompt i.
+`deadline_s` is the call's deadline in seconds, sent to the server as the gRPC deadline:
+when it passes, the server aborts the engine request.
 
 A failed call raises the typed `cluster.errors` error it stands for — `InvalidRequest` with
 `param` naming the field, `ModelNotFound`, `Unauthenticated`, `RateLimited`,
@@ -44,7 +46,11 @@ from cluster.gateway.grpc.gen.modelyard.v1.chat_pb2 import (
     ToolCall,
     ToolChoice,
 )
-from cluster.gateway.grpc.gen.modelyard.v1.completion_pb2 import Completion, CompletionRequest
+from cluster.gateway.grpc.gen.modelyard.v1.completion_pb2 import (
+    Completion,
+    CompletionRequest,
+    TokenIds,
+)
 from cluster.gateway.grpc.gen.modelyard.v1.models_pb2 import (
     GetModelRequest,
     ListModelsRequest,
@@ -64,6 +70,7 @@ __all__ = [
     "CompletionRequest",
     "Model",
     "ModelyardClient",
+    "TokenIds",
     "Tool",
     "ToolChoice",
     "assistant",
@@ -71,6 +78,7 @@ __all__ = [
     "grpc_code",
     "named_tool_choice",
     "system",
+    "token_prompt",
     "tool_result",
     "user",
 ]
@@ -121,6 +129,11 @@ def function_tool(
 def named_tool_choice(function_name: str) -> ToolChoice:
     """Force a call of this function (one of the request's tools)."""
     return ToolChoice(function_name=function_name)
+
+
+def token_prompt(ids: Sequence[int]) -> TokenIds:
+    """One completion prompt as token ids (append to `CompletionRequest.prompt_token_ids`)."""
+    return TokenIds(ids=list(ids))
 
 
 def grpc_code(err: BaseException) -> grpc.StatusCode | None:

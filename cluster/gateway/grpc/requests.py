@@ -11,6 +11,9 @@ fields only when non-empty; a string `model` only when non-empty (so an unset mo
 unset. `google.protobuf.Struct` (tool parameters, JSON schemas) holds every number as a
 double; integral values come back as ints, as the JSON they stand for had them.
 
+Completion prompts: `prompt` (text) and `prompt_token_ids` (token-id lists) become the one
+JSON `prompt` list; sending both is refused like a mixed JSON list.
+
 Streaming calls always ask for usage (`stream_options.include_usage`): the last chunk of a
 gRPC stream carries usage and cost.
 """
@@ -165,8 +168,10 @@ def completion_to_json(
     out: dict[str, Any] = {}
     if request.model:
         out["model"] = request.model
-    if request.prompt:
-        out["prompt"] = list(request.prompt)
+    prompts: list[Any] = list(request.prompt)
+    prompts += [list(p.ids) for p in request.prompt_token_ids]
+    if prompts:  # both kinds at once reads as a mixed list: refused, naming `prompt`
+        out["prompt"] = prompts
     _copy_present(request, _GENERATION_FIELDS, out)
     if request.stop:
         out["stop"] = list(request.stop)

@@ -10,11 +10,11 @@ signature is stable. `create_app` is the lower-level half, for callers that buil
 service themselves (tests that capture spans).
 
 Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
-GET /models, GET /models/{id} (ids contain '/'); and GET /health (200, or 503 when any model
-is unhealthy, with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
-with every model replica's load when the backend offers `fleet()`
-(`cluster.gateway.telemetry.fleet`), then the engines' own, e.g. vLLM's `vllm:*`, when it
-offers `engine_metrics()`).
+GET /models, GET /models/{id} (ids contain '/'); and GET /openapi.json (the API's OpenAPI
+document, `cluster.http.openapi`), GET /health (200, or 503 when any model is unhealthy,
+with per-model status), GET /metrics (Prometheus text: the gateway's metrics, with every
+model replica's load when the backend offers `fleet()` (`cluster.gateway.telemetry.fleet`),
+then the engines' own, e.g. vLLM's `vllm:*`, when it offers `engine_metrics()`).
 
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
 OpenAI error object otherwise; /health and /metrics stay open); `app.state` holds the
@@ -47,8 +47,10 @@ from cluster.errors import ModelyardError
 from cluster.gateway.auth import Authenticator, OpenAccess, build_authenticator
 from cluster.gateway.http.body import read_body
 from cluster.gateway.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
+from cluster.gateway.http.openapi import openapi_document
 from cluster.gateway.http.streaming import EventStreamResponse
 from cluster.gateway.service import GatewayService, ModelBackend
+from cluster.gateway.service.limits import RequestLimits
 from cluster.gateway.telemetry import (
     GatewayMetrics,
     RequestObserver,
@@ -183,6 +185,12 @@ def create_app(
                 pass  # a scrape without engine metrics beats a failed scrape
         return Response(body, media_type=metrics.content_type)
 
+    document = openapi_document([m.id for m in service.list_models().data], API_PREFIXES)
+
+    async def openapi_route() -> Response:
+        return JSONResponse(document)
+
+    app.add_api_route("/openapi.json", openapi_route, methods=["GET"])
     app.add_api_route("/health", health_route, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
     return app
@@ -195,7 +203,15 @@ def build_gateway_app(
     metrics = GatewayMetrics()
     provider = build_tracer_provider(config.telemetry)
     observer = RequestObserver(metrics, tracer_from(provider))
-    service = GatewayService(served, backend, observer, timeout_s=config.gateway.request_timeout_s)
+    gateway = config.gateway
+    service = GatewayService(
+        served,
+        backend,
+        observer,
+        timeout_s=gateway.request_timeout_s,
+        stall_timeout_s=gateway.stall_timeout_s,
+        limits=RequestLimits.of(gateway),
+    )
     return create_app(
         service,
         health=backend.health,

@@ -21,14 +21,18 @@ from dataclasses import dataclass, field
 
 from cluster.api.responses import (
     ChatDelta,
+    ChatLogprobs,
     ChatMessageOut,
+    CompletionLogprobs,
     FunctionCallDelta,
     FunctionCallOut,
+    TokenLogprobOut,
     ToolCallDeltaOut,
     ToolCallOut,
+    TopLogprobOut,
 )
 from cluster.engine import EngineChunk, ToolCallDelta, Usage
-from cluster.engine.types import FinishReason
+from cluster.engine.types import FinishReason, TokenLogprob
 from cluster.errors import EngineUnavailable, ModelyardError
 from cluster.parsing import MiniMaxToolParser, ThinkTagParser
 
@@ -40,10 +44,21 @@ class Delta:
     reasoning: str = ""
     tool_calls: tuple[ToolCallDelta, ...] = ()
     finish_reason: FinishReason | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    # Each logprob token's character offset in the choice's text (completions' text_offset).
+    offsets: tuple[int, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.content or self.reasoning or self.tool_calls or self.finish_reason)
+        return not (
+            self.content or self.reasoning or self.tool_calls or self.finish_reason or self.logprobs
+        )
+
+    def chat_logprobs(self) -> ChatLogprobs | None:
+        return chat_logprobs([self]) if self.logprobs else None
+
+    def completion_logprobs(self) -> CompletionLogprobs | None:
+        return completion_logprobs([self]) if self.logprobs else None
 
     def chat_delta(self) -> ChatDelta:
         bare = not (self.content or self.reasoning or self.tool_calls)
@@ -69,7 +84,9 @@ class ChoiceState:
     think_tags: bool = False
     parallel_tool_calls: bool = True
     text_tool_calls: bool = False
+    logprobs: bool = False
     started: bool = False
+    text_offset: int = 0
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     _parser: ThinkTagParser | None = None
@@ -109,7 +126,44 @@ class ChoiceState:
             if chunk.usage is None:
                 raise ModelyardError("the engine finished a choice without reporting usage")
             self.finish_reason, self.usage = finish, chunk.usage
-        return Delta(first, content, reasoning, tuple(calls), finish)
+        offsets = []
+        for item in chunk.logprobs:
+            offsets.append(self.text_offset)
+            self.text_offset += len(item.token)
+        return Delta(
+            first, content, reasoning, tuple(calls), finish, tuple(chunk.logprobs), tuple(offsets)
+        )
+
+
+def _top(item: TokenLogprob) -> list[TopLogprobOut]:
+    return [
+        TopLogprobOut(token=t.token, logprob=t.logprob, bytes=t.bytes) for t in item.top_logprobs
+    ]
+
+
+def chat_logprobs(deltas: Sequence[Delta]) -> ChatLogprobs:
+    """OpenAI chat `logprobs`: `content`, one entry per generated token."""
+    return ChatLogprobs(
+        content=[
+            TokenLogprobOut(
+                token=item.token, logprob=item.logprob, bytes=item.bytes, top_logprobs=_top(item)
+            )
+            for delta in deltas
+            for item in delta.logprobs
+        ]
+    )
+
+
+def completion_logprobs(deltas: Sequence[Delta]) -> CompletionLogprobs:
+    """OpenAI completions `logprobs`: tokens, token_logprobs, top_logprobs, text_offset."""
+    out = CompletionLogprobs()
+    for delta in deltas:
+        for item, offset in zip(delta.logprobs, delta.offsets, strict=True):
+            out.tokens.append(item.token)
+            out.token_logprobs.append(item.logprob)
+            out.top_logprobs.append({t.token: t.logprob for t in item.top_logprobs})
+            out.text_offset.append(offset)
+    return out
 
 
 def require_finished(states: Sequence[ChoiceState]) -> list[Usage]:

@@ -1,11 +1,12 @@
 """`GatewayService`: the one core behind every front door (HTTP now, gRPC later).
 
-A request runs: observe (metrics + span) → resolve the model name → check `max_tokens`
-against the context window (the engine checks the prompt, which only it can tokenise) →
-fan `n` out into EngineRequests → merge the choice streams → per-choice deltas (reasoning
-split, tool calls) → the OpenAI response, or its chunks. Chat and completions run that one
-path (`_respond`, `_stream`); they differ only in the body class and in how one choice is
-assembled (`_chat_choice`, `_text_choice`) or streamed (`_chat_piece`, `_text_piece`).
+A request runs: observe (metrics + span) → check its size (`limits`) → resolve the model
+name → check `max_tokens` against the context window (the engine checks the prompt, which
+only it can tokenise) → fan `n` out into EngineRequests → merge the choice streams →
+per-choice deltas (reasoning split, tool calls) → the OpenAI response, or its chunks. Chat
+and completions run that one path (`_respond`, `_stream`); they differ only in the body
+class and in how one choice is assembled (`_chat_choice`, `_text_choice`) or streamed
+(`_chat_piece`, `_text_piece`).
 
 Streaming methods are async generators that do all of that lazily: an error the engine
 raises before its first chunk surfaces on the first `anext()`, before a front door has
@@ -39,16 +40,18 @@ from cluster.api.responses import (
 from cluster.api.schema import ChatCompletionRequest, CompletionRequest
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineRequest, Usage
-from cluster.engine.types import FinishReason
 from cluster.errors import ContextLengthExceeded, ModelNotFound, ModelyardError
 from cluster.gateway.service.backend import ModelBackend
 from cluster.gateway.service.choices import (
     ChoiceState,
     Delta,
     MessageBuilder,
+    chat_logprobs,
     combine_usage,
+    completion_logprobs,
     require_finished,
 )
+from cluster.gateway.service.limits import RequestLimits
 from cluster.gateway.service.requests import chat_engine_requests, completion_engine_requests
 from cluster.gateway.service.resolver import ModelResolver, ResolvedModel
 from cluster.gateway.service.streams import merge_choices
@@ -111,12 +114,16 @@ class GatewayService:
         observer: RequestObserver,
         *,
         timeout_s: float | None = None,
+        stall_timeout_s: float | None = None,
+        limits: RequestLimits | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.resolver = ModelResolver(served)
         self._backend = backend
         self._observer = observer
         self._timeout_s = timeout_s
+        self._stall_timeout_s = stall_timeout_s
+        self._limits = limits or RequestLimits()
         self._wall_clock = wall_clock
         self._created = int(wall_clock())
 
@@ -170,7 +177,7 @@ class GatewayService:
         self,
         request: AnyRequest,
         body: type[B],
-        choice: Callable[[int, list[Delta], FinishReason | None], C],
+        choice: Callable[[int, list[Delta], ChoiceState], C],
     ) -> B:
         """The whole response: every choice's deltas collected, then `choice` of each."""
         obs = self._observe(request)
@@ -182,8 +189,7 @@ class GatewayService:
                     deltas[index].append(delta)
             usage = call.usage()
             choices = [
-                choice(i, d, s.finish_reason)
-                for i, (d, s) in enumerate(zip(deltas, call.states, strict=True))
+                choice(i, d, s) for i, (d, s) in enumerate(zip(deltas, call.states, strict=True))
             ]
             response = body(**call.header, choices=choices, usage=CompletionUsage.of(usage))
         except BaseException as exc:
@@ -231,6 +237,7 @@ class GatewayService:
         )
 
     def _open(self, obs: Observation, request: AnyRequest) -> _Call:
+        self._limits.check(request)
         resolved = self.resolver.resolve(request.model)
         model = resolved.model
         obs.bind(
@@ -274,15 +281,24 @@ class GatewayService:
                 and bool(request.tools)
                 and request.tool_choice != "none"
             )
+        logprobs = request.logprobs_wanted is not None
         call.states = [
-            ChoiceState(think_tags=think, parallel_tool_calls=parallel, text_tool_calls=text_tools)
+            ChoiceState(
+                think_tags=think,
+                parallel_tool_calls=parallel,
+                text_tool_calls=text_tools,
+                logprobs=logprobs,
+            )
             for _ in call.requests
         ]
         model = call.resolved.model
         streams = [
             self._backend.generate(model, engine_request) for engine_request in call.requests
         ]
-        async with aclosing(merge_choices(streams, timeout_s=self._timeout_s)) as merged:
+        merged_streams = merge_choices(
+            streams, timeout_s=self._timeout_s, stall_timeout_s=self._stall_timeout_s
+        )
+        async with aclosing(merged_streams) as merged:
             async for index, chunk in merged:
                 obs.first_token()
                 yield index, call.states[index].step(chunk)
@@ -300,26 +316,42 @@ def _settle(obs: Observation, exc: BaseException) -> None:
         obs.cancel()
 
 
-def _chat_choice(index: int, deltas: list[Delta], finish: FinishReason | None) -> ChatChoice:
+def _chat_choice(index: int, deltas: list[Delta], state: ChoiceState) -> ChatChoice:
     builder = MessageBuilder()
     for delta in deltas:
         builder.add(delta)
-    return ChatChoice(index=index, message=builder.message(), finish_reason=finish)
+    logprobs = chat_logprobs(deltas) if state.logprobs else None
+    return ChatChoice(
+        index=index, message=builder.message(), finish_reason=state.finish_reason, logprobs=logprobs
+    )
 
 
 def _chat_piece(index: int, delta: Delta) -> ChatChunkChoice | None:
     """Every first delta is sent, even a bare one: it tells the client the role."""
     if not delta.first and delta.empty:
         return None
-    return ChatChunkChoice(index=index, delta=delta.chat_delta(), finish_reason=delta.finish_reason)
+    return ChatChunkChoice(
+        index=index,
+        delta=delta.chat_delta(),
+        finish_reason=delta.finish_reason,
+        logprobs=delta.chat_logprobs(),
+    )
 
 
-def _text_choice(index: int, deltas: list[Delta], finish: FinishReason | None) -> CompletionChoice:
+def _text_choice(index: int, deltas: list[Delta], state: ChoiceState) -> CompletionChoice:
     text = "".join(delta.content for delta in deltas)
-    return CompletionChoice(index=index, text=text, finish_reason=finish)
+    logprobs = completion_logprobs(deltas) if state.logprobs else None
+    return CompletionChoice(
+        index=index, text=text, finish_reason=state.finish_reason, logprobs=logprobs
+    )
 
 
 def _text_piece(index: int, delta: Delta) -> CompletionChoice | None:
-    if not (delta.content or delta.finish_reason):
+    if not (delta.content or delta.finish_reason or delta.logprobs):
         return None
-    return CompletionChoice(index=index, text=delta.content, finish_reason=delta.finish_reason)
+    return CompletionChoice(
+        index=index,
+        text=delta.content,
+        finish_reason=delta.finish_reason,
+        logprobs=delta.completion_logprobs(),
+    )

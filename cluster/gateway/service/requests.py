@@ -1,6 +1,9 @@
 """API requests → `EngineRequest`s: one per choice (`n` fan-out; for completions n per prompt).
 
 - Sampling fields the client left unset are left to the engine's defaults.
+- A completion prompt of token ids travels as `prompt_token_ids`.
+- `logprobs` (completions: the count; chat: `logprobs` with `top_logprobs`) becomes one
+  number, the alternatives wanted per token; `logit_bias` passes as given.
 - `top_k` of 0 or -1 (vLLM's "no top-k") becomes None.
 - `seed` or Mistral's `random_seed`; `max_completion_tokens` or `max_tokens`.
 - `safe_prompt` (Mistral) puts Mistral's documented guardrail text in front of the system
@@ -34,6 +37,8 @@ def sampling_of(request: ChatCompletionRequest | CompletionRequest) -> SamplingP
         "frequency_penalty": request.frequency_penalty,
         "seed": request.effective_seed,
         "stop": request.stop,
+        "logprobs": request.logprobs_wanted,
+        "logit_bias": request.logit_bias,
     }
     return SamplingParams(**{key: value for key, value in given.items() if value is not None})
 
@@ -71,6 +76,7 @@ def chat_engine_requests(
             response_format=request.response_format,
             max_tokens=_max_tokens(request),
             sampling=sampling,
+            sample=index,
         )
         for index in range(request.n)
     ]
@@ -86,9 +92,11 @@ def completion_engine_requests(
             request_id=f"{response_id}-{p * request.n + j}",
             model=resolved.model.id,
             adapter=resolved.adapter,
-            prompt=prompt,
+            prompt=prompt if isinstance(prompt, str) else None,
+            prompt_token_ids=None if isinstance(prompt, str) else prompt,
             max_tokens=_max_tokens(request),
             sampling=sampling,
+            sample=j,
         )
         for p, prompt in enumerate(request.prompt)
         for j in range(request.n)

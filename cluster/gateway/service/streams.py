@@ -10,6 +10,10 @@
 - Every nested async generator is closed explicitly (`aclosing`): an abandoned one would
   otherwise hold its engine request until garbage collection.
 - `timeout_s` bounds the whole request: waiting past it raises `DeadlineExceeded`.
+- `stall_timeout_s` is the watchdog: a choice whose engine stream sends nothing for that
+  long (no first chunk, no next chunk) fails the request with `DeadlineExceeded` (code
+  `engine_stalled`); closing the streams then aborts every engine request, freeing its
+  batch slot and KV blocks.
 
 `within_deadline` (one stream, each wait bounded by an absolute deadline, the stream closed
 however it ends) serves the single-choice path here and the gRPC servicer's streams.
@@ -38,10 +42,29 @@ def _expired(timeout_s: float | None) -> DeadlineExceeded:
     return DeadlineExceeded(f"The request did not finish within {timeout_s:g} seconds.")
 
 
+def stalled(stall_s: float) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"The engine made no progress on this request for {stall_s:g} seconds; it was aborted.",
+        code="engine_stalled",
+    )
+
+
+def _earliest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
+
 async def merge_choices(
-    streams: Sequence[AsyncIterator[EngineChunk]], *, timeout_s: float | None = None
+    streams: Sequence[AsyncIterator[EngineChunk]],
+    *,
+    timeout_s: float | None = None,
+    stall_timeout_s: float | None = None,
 ) -> AsyncGenerator[Indexed, None]:
-    inner = _single(streams[0], timeout_s) if len(streams) == 1 else _many(streams, timeout_s)
+    inner = (
+        _single(streams[0], timeout_s, stall_timeout_s)
+        if len(streams) == 1
+        else _many(streams, timeout_s, stall_timeout_s)
+    )
     async with aclosing(inner):
         async for item in inner:
             yield item
@@ -54,18 +77,29 @@ async def _aclose(stream: AsyncIterator[Any]) -> None:
 
 
 async def within_deadline(
-    stream: AsyncIterator[T], deadline: float | None, expired: Callable[[], ModelyardError]
+    stream: AsyncIterator[T],
+    deadline: float | None,
+    expired: Callable[[], ModelyardError],
+    *,
+    stall_s: float | None = None,
 ) -> AsyncGenerator[T, None]:
     """`stream`'s items, each wait bounded by `deadline` (the running loop's clock; None:
-    unbounded); past it, `expired()` is raised. `stream` is closed however this ends."""
+    unbounded) and by `stall_s` seconds (None: unbounded); past the deadline `expired()`
+    is raised, past the stall bound `stalled(stall_s)`. `stream` is closed however this
+    ends."""
+    loop = asyncio.get_running_loop()
     try:
         while True:
+            quiet_until = None if stall_s is None else loop.time() + stall_s
+            until = _earliest(deadline, quiet_until)
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout_at(until):
                     item = await anext(stream)
             except StopAsyncIteration:
                 return
             except TimeoutError:
+                if stall_s is not None and until == quiet_until and until != deadline:
+                    raise stalled(stall_s) from None
                 raise expired() from None
             yield item
     finally:
@@ -73,9 +107,11 @@ async def within_deadline(
 
 
 async def _single(
-    stream: AsyncIterator[EngineChunk], timeout_s: float | None
+    stream: AsyncIterator[EngineChunk], timeout_s: float | None, stall_s: float | None
 ) -> AsyncGenerator[Indexed, None]:
-    bounded = within_deadline(stream, _deadline(timeout_s), lambda: _expired(timeout_s))
+    bounded = within_deadline(
+        stream, _deadline(timeout_s), lambda: _expired(timeout_s), stall_s=stall_s
+    )
     async with aclosing(bounded):
         async for chunk in bounded:
             yield 0, chunk
@@ -96,27 +132,36 @@ async def _pump(
 
 
 async def _many(
-    streams: Sequence[AsyncIterator[EngineChunk]], timeout_s: float | None
+    streams: Sequence[AsyncIterator[EngineChunk]],
+    timeout_s: float | None,
+    stall_s: float | None,
 ) -> AsyncGenerator[Indexed, None]:
+    loop = asyncio.get_running_loop()
     deadline = _deadline(timeout_s)
     queue: asyncio.Queue[_Item] = asyncio.Queue()
     tasks = [asyncio.create_task(_pump(i, s, queue)) for i, s in enumerate(streams)]
     not_started = set(range(len(streams)))
     held: list[Indexed] = []
-    open_streams = len(streams)
+    # Open choices -> when each last sent something (the watchdog's clock).
+    heard = dict.fromkeys(range(len(streams)), loop.time())
     try:
-        while open_streams:
+        while heard:
+            quiet_until = None if stall_s is None else min(heard.values()) + stall_s
+            until = _earliest(deadline, quiet_until)
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout_at(until):
                     index, item = await queue.get()
             except TimeoutError:
+                if stall_s is not None and until == quiet_until and until != deadline:
+                    raise stalled(stall_s) from None
                 raise _expired(timeout_s) from None
             if isinstance(item, Exception):
                 raise item
             not_started.discard(index)
             if item is None:
-                open_streams -= 1
+                heard.pop(index, None)
             else:
+                heard[index] = loop.time()
                 held.append((index, item))
             if not not_started:
                 for ready in held:

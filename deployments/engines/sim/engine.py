@@ -9,8 +9,10 @@ vLLM. Every answer it gives is simulated (`simulated == True`); the gateway labe
 `generate()` validates synchronously, before returning the stream: a missing engine start,
 an unknown adapter (`ModelNotFound`), a context overflow (`ContextLengthExceeded`: the
 prompt plus `max_tokens` exceeds the context window, or the prompt leaves no room for one
-token, or the request could never fit in this replica's KV cache) and a bad `tool_choice`
-(`InvalidRequest`) raise before any chunk. The request joins the scheduler when the stream
+token, or the request could never fit in this replica's KV cache), a bad `tool_choice`,
+and `logprobs` / `logit_bias`, which a simulator has nothing to honour them with
+(`InvalidRequest` naming the field), raise before any chunk. A prompt given as token ids is
+taken as those tokens. The request joins the scheduler when the stream
 is first iterated; closing or cancelling the stream, or `abort()`, removes it and frees
 its KV blocks (an aborted stream just ends). `shutdown()` ends open streams with
 `EngineUnavailable`.
@@ -173,8 +175,14 @@ class SimEngine:
                 f"{request.adapter!r} does not exist",
                 param="model",
             )
+        self._refuse_unsimulated(request)
         param = "prompt" if request.messages is None else "messages"
-        ids = self._tokenizer.encode(prompt_text(request))
+        if request.prompt_token_ids is not None:
+            ids = list(request.prompt_token_ids)
+        else:
+            ids = self._tokenizer.encode(prompt_text(request))
+        if not ids:  # as vLLM: "The decoder prompt cannot be empty"
+            raise InvalidRequest(f"The {param} is empty; it needs at least one token.", param=param)
         limit = self._check_length(len(ids), request.max_tokens, param)
         plan = plan_output(
             request,
@@ -197,6 +205,22 @@ class SimEngine:
             cache_salt=request.cache_salt,
         )
         return _Live(request=request, seq=seq, plan=plan)
+
+    @staticmethod
+    def _refuse_unsimulated(request: EngineRequest) -> None:
+        """What the simulator cannot honour is refused, never silently ignored."""
+        if request.sampling.logprobs is not None:
+            raise InvalidRequest(
+                "'logprobs' are not available on simulated models (the simulator has no "
+                "probabilities to report); use a vLLM model.",
+                param="logprobs",
+            )
+        if request.sampling.logit_bias:
+            raise InvalidRequest(
+                "'logit_bias' is not available on simulated models (the simulator samples "
+                "no logits); use a vLLM model.",
+                param="logit_bias",
+            )
 
     def _check_length(self, prompt: int, max_tokens: int | None, param: str) -> int:
         """Raise ContextLengthExceeded with the numbers; return the output token limit."""

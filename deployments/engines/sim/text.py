@@ -2,9 +2,10 @@
 
 The whole output of a request is planned when it is admitted, as a list of output tokens;
 the engine streams one of them per generated token. The plan is a pure function of
-(settings seed, the request's sampling seed, the prompt's token ids) — the same request
-gives the same output — and of the request's tools, tool choice, stop strings and token
-limit:
+(settings seed, the request's sampling seed, the prompt's token ids, and the sample's
+index when temperature > 0) — the same request gives the same output — and of the
+request's tools, tool choice, stop strings, other sampling parameters (`sampling`) and
+token limit:
 
 - Tool choice: a named function → call it; "required" → call the first tool; "auto" (or
   unset) with tools → call the first tool when the last message is from the user; "none"
@@ -19,6 +20,9 @@ limit:
   finishing "stop" as vLLM does without a tool parser (the gateway parses the block into
   `tool_calls` and reports "tool_calls").
 - Text is pseudo-words drawn from a fixed syllable set, 24-160 tokens long.
+- `response_format` `json_object` → a JSON object `{"answer": "<pseudo-words>"}`;
+  `json_schema` → a JSON value built from the schema by `tool_args` (as tool arguments
+  are); either is cut by `max_tokens` like any text.
 - Stop strings: the text is cut before the earliest occurrence (not included), no tool call
   follows, finish "stop". Then at most `limit` tokens are kept; if that cut anything, finish
   "length".
@@ -35,12 +39,14 @@ import random
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cluster.api.messages import FunctionDefinition, NamedToolChoice, Tool, ToolChoice
 from cluster.engine import EngineRequest, ToolCallDelta
 from cluster.engine.types import FinishReason
 from cluster.errors import InvalidRequest
 from cluster.parsing.minimax_tools import CLOSE_TAG, OPEN_TAG
+from deployments.engines.sim.sampling import TextStyle
 from deployments.engines.sim.tokenizer import pieces
 from deployments.engines.sim.tool_args import example_value
 
@@ -92,21 +98,29 @@ def select_tool(request: EngineRequest) -> FunctionDefinition | None:
     return None
 
 
-def _rng(seed: int, request: EngineRequest, prompt_ids: Sequence[int]) -> random.Random:
+def _rng(
+    seed: int, request: EngineRequest, prompt_ids: Sequence[int], style: TextStyle
+) -> random.Random:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{seed}|{request.sampling.seed}|".encode())
+    if style.sample_key:
+        digest.update(f"sample {style.sample_key}|".encode())
     digest.update(array("I", prompt_ids).tobytes())
-    return random.Random(int.from_bytes(digest.digest(), "little"))
+    return random.Random(int.from_bytes(digest.digest(), "little"))  # nosec B311
 
 
-def _words(rng: random.Random, count: int) -> list[str]:
-    return ["".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(1, 3))) for _ in range(count)]
+def _words(rng: random.Random, count: int, vocabulary: int = len(_SYLLABLES)) -> list[str]:
+    syllables = _SYLLABLES[:vocabulary]
+    return ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 3))) for _ in range(count)]
 
 
-def _prose(rng: random.Random, tokens: int) -> str:
+def _prose(rng: random.Random, tokens: int, style: TextStyle) -> str:
     """About `tokens` pieces of sentences: words, a '.' or ',' every 5-12 words, and a
-    paragraph break after one sentence in five. Every word carries its leading space."""
+    paragraph break after one sentence in five. Every word carries its leading space.
+    Words follow `style` (vocabulary and penalties, `sampling`)."""
     out: list[str] = []
+    used: set[str] = set()
+    previous = ""
     capital = True
     in_clause = 0
     clause_len = rng.randint(5, 12)
@@ -119,7 +133,9 @@ def _prose(rng: random.Random, tokens: int) -> str:
                 out.append("\n\n")
             in_clause, clause_len = 0, rng.randint(5, 12)
             continue
-        word = _words(rng, 1)[0]
+        word = style.next_word(rng, lambda: _words(rng, 1, style.vocabulary)[0], used, previous)
+        used.add(word)
+        previous = word
         if capital:
             word = word.capitalize()
         space = "" if not out or out[-1] == "\n\n" else " "
@@ -129,6 +145,18 @@ def _prose(rng: random.Random, tokens: int) -> str:
     while out and out[-1] == "\n\n":
         out.pop()
     return "".join(out)
+
+
+def _structured(request: EngineRequest, rng: random.Random) -> str | None:
+    """The answer under `response_format` json_object / json_schema, else None."""
+    fmt = request.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    schema: Any = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    schema["required"] = ["answer"]
+    if fmt.json_schema is not None and fmt.json_schema.schema_ is not None:
+        schema = fmt.json_schema.schema_
+    return json.dumps(example_value(schema, rng, words=_words(rng, 16)), ensure_ascii=False)
 
 
 def _call_id(request: EngineRequest, seed: int) -> str:
@@ -148,13 +176,16 @@ def plan_output(
     """The tokens this request will stream and its finish reason (module docstring)."""
     if limit < 1:
         raise ValueError("limit must be >= 1")
-    rng = _rng(seed, request, prompt_ids)
+    style = TextStyle.of(request, len(_SYLLABLES))
+    rng = _rng(seed, request, prompt_ids, style)
     tool = select_tool(request)
     text = ""
     if think_tags:
-        text = "<think>\n" + _prose(rng, rng.randint(12, 48)) + "\n</think>\n\n"
+        text = "<think>\n" + _prose(rng, rng.randint(12, 48), style) + "\n</think>\n\n"
     if tool is None:
-        text += _prose(rng, rng.randint(MIN_TEXT_TOKENS, MAX_TEXT_TOKENS))
+        text += _structured(request, rng) or _prose(
+            rng, rng.randint(MIN_TEXT_TOKENS, MAX_TEXT_TOKENS), style
+        )
     elif text_tool_calls:
         arguments = example_value(tool.parameters or {}, rng, words=_words(rng, 16))
         line = json.dumps({"name": tool.name, "arguments": arguments}, ensure_ascii=False)

@@ -6,7 +6,9 @@ the first subschema; a type list → its first non-"null" type; `object` (or a s
 (or `minItems` items, at most `maxItems`); `string` → pseudo-words, padded to `minLength`
 and cut to `maxLength`, or a canned value for the common `format`s; `integer`/`number` →
 1 clamped into [`minimum`, `maximum`]; `boolean` → true; `null` → null; anything else
-(no type, `$ref`) → an empty object.
+(no type, `$ref`) → an empty object. Sizes are capped (`MAX_ITEMS` items, `MAX_CHARS`
+characters) so that a schema asking for a billion items cannot stall the engine; past the
+cap the value is shorter than the schema asks.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _FORMATS = {
 }
 
 MAX_DEPTH = 8
+MAX_ITEMS = 8
+MAX_CHARS = 256
 
 
 def example_value(schema: Any, rng: random.Random, *, words: list[str], depth: int = 0) -> Any:
@@ -51,7 +55,7 @@ def example_value(schema: Any, rng: random.Random, *, words: list[str], depth: i
             for name in required
         }
     if kind == "array":
-        count = max(1, int(schema.get("minItems", 1)))
+        count = min(MAX_ITEMS, max(1, int(schema.get("minItems", 1))))
         if "maxItems" in schema:
             count = min(count, int(schema["maxItems"]))
         item = schema.get("items", {"type": "string"})
@@ -72,7 +76,7 @@ def _string(schema: dict[str, Any], rng: random.Random, words: list[str]) -> str
     if isinstance(fmt, str) and fmt in _FORMATS:
         return _FORMATS[fmt]
     text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 3)))
-    min_len = int(schema.get("minLength", 0))
+    min_len = min(MAX_CHARS, int(schema.get("minLength", 0)))
     while len(text) < min_len:
         text += " " + rng.choice(words)
     if "maxLength" in schema:

@@ -5,6 +5,10 @@ one code path serves streaming and non-streaming clients alike; the gateway asse
 non-streamed answers. `model` is the served name, or the adapter name for `model:adapter`
 requests (vLLM's serving layer finds the LoRA request by that name).
 
+A completion prompt of token ids is passed as vLLM's `prompt: list[int]`. Log-probabilities
+(`logprobs` + `top_logprobs` for chat, `logprobs` for completions) and `logit_bias` are
+passed as vLLM's server takes them.
+
 Messages are passed as the OpenAI JSON they came from, minus two fields vLLM does not
 take: `reasoning_content` (our multi-turn echo of reasoning) and `prefix`. An assistant
 message with `prefix: true` at the end becomes vLLM's `continue_final_message` (the model
@@ -61,6 +65,14 @@ def _sampling(request: EngineRequest) -> dict[str, Any]:
         body["response_format"] = request.response_format.model_dump(
             by_alias=True, exclude_none=True
         )
+    if sampling.logit_bias:
+        body["logit_bias"] = dict(sampling.logit_bias)
+    if sampling.logprobs is not None:
+        if request.messages is not None:  # chat: a flag and a count
+            body["logprobs"] = True
+            body["top_logprobs"] = sampling.logprobs
+        else:  # completions: the count
+            body["logprobs"] = sampling.logprobs
     return body
 
 
@@ -122,9 +134,12 @@ def chat_body(
 
 
 def completion_body(request: EngineRequest, *, model_name: str) -> dict[str, Any]:
-    if request.prompt is None:
+    prompt: str | list[int] | None = request.prompt
+    if prompt is None:
+        prompt = request.prompt_token_ids
+    if prompt is None:
         raise InvalidRequest("a completion request needs a prompt", param="prompt")
-    return {"model": model_name, "prompt": request.prompt, **_sampling(request)}
+    return {"model": model_name, "prompt": prompt, **_sampling(request)}
 
 
 def _first_error(err: ValidationError) -> tuple[str, str | None]:

@@ -13,6 +13,11 @@ follows it. Chunks without content are dropped. vLLM's `finish_reason`:
 
 `usage.prompt_tokens_details.cached_tokens` (vLLM's prefix-cache hit, whole blocks) becomes
 `Usage.cached_tokens`.
+
+Log-probabilities, when asked for, arrive per chunk in two shapes, both read into
+`TokenLogprob`s: chat's `logprobs.content[i]` ({token, logprob, bytes, top_logprobs}), and
+completions' parallel lists `logprobs.tokens` / `token_logprobs` / `top_logprobs` ({token:
+logprob} per position).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import json
 from typing import Any
 
 from cluster.engine import EngineChunk, ToolCallDelta, Usage
-from cluster.engine.types import FinishReason
+from cluster.engine.types import FinishReason, TokenLogprob, TopLogprob
 from cluster.errors import EngineUnavailable, ModelyardError
 from deployments.engines.vllm.errors import error_from_event
 
@@ -58,6 +63,61 @@ def _tool_calls(raw: object) -> list[ToolCallDelta]:
             )
         )
     return calls
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else -9999.0
+
+
+def _bytes(value: object) -> list[int] | None:
+    return [int(b) for b in value] if isinstance(value, list) else None
+
+
+def _chat_logprobs(raw: dict[str, Any]) -> list[TokenLogprob]:
+    out = []
+    for item in raw.get("content") or []:
+        top = [
+            TopLogprob(
+                token=str(alt.get("token", "")),
+                logprob=_number(alt.get("logprob")),
+                bytes=_bytes(alt.get("bytes")),
+            )
+            for alt in item.get("top_logprobs") or []
+        ]
+        out.append(
+            TokenLogprob(
+                token=str(item.get("token", "")),
+                logprob=_number(item.get("logprob")),
+                bytes=_bytes(item.get("bytes")),
+                top_logprobs=top,
+            )
+        )
+    return out
+
+
+def _completion_logprobs(raw: dict[str, Any]) -> list[TokenLogprob]:
+    tokens = raw.get("tokens") or []
+    values = raw.get("token_logprobs") or []
+    tops = raw.get("top_logprobs") or []
+    out = []
+    for i, token in enumerate(tokens):
+        top = tops[i] if i < len(tops) and isinstance(tops[i], dict) else {}
+        out.append(
+            TokenLogprob(
+                token=str(token),
+                logprob=_number(values[i] if i < len(values) else None),
+                top_logprobs=[TopLogprob(token=str(t), logprob=_number(v)) for t, v in top.items()],
+            )
+        )
+    return out
+
+
+def logprobs_of(choice: dict[str, Any]) -> list[TokenLogprob]:
+    """A choice's `logprobs` (either shape) as `TokenLogprob`s; [] when absent."""
+    raw = choice.get("logprobs")
+    if not isinstance(raw, dict):
+        return []
+    return _chat_logprobs(raw) if "content" in raw else _completion_logprobs(raw)
 
 
 class StreamMapper:
@@ -99,6 +159,9 @@ class StreamMapper:
                 )
             else:  # completion
                 chunk = EngineChunk(text=choice.get("text") or "")
+            logprobs = logprobs_of(choice)
+            if logprobs:
+                chunk = chunk.model_copy(update={"logprobs": logprobs})
             reason = choice.get("finish_reason")
             if reason is not None:
                 if reason == "abort":
@@ -107,7 +170,7 @@ class StreamMapper:
                     raise EngineUnavailable("vLLM failed while generating this request")
                 self._finish = _FINISH.get(reason, "stop")
                 self._held = chunk
-            elif chunk.text or chunk.reasoning or chunk.tool_calls:
+            elif chunk.text or chunk.reasoning or chunk.tool_calls or chunk.logprobs:
                 out.append(self._stamp(chunk))
         return out
 

@@ -140,7 +140,11 @@ CHAT_VALID: list[tuple[str, dict[str, Any], Any]] = [
         },
         lambda r: r.response_format.json_schema.schema_ == {"type": "object"},
     ),
-    ("logprobs-false", {"logprobs": False, "top_logprobs": 0}, lambda r: r.logprobs is False),
+    ("logprobs-false", {"logprobs": False}, lambda r: r.logprobs_wanted is None),
+    ("logprobs-top", {"logprobs": True, "top_logprobs": 3}, lambda r: r.logprobs_wanted == 3),
+    ("logprobs-only", {"logprobs": True}, lambda r: r.logprobs_wanted == 0),
+    ("logit-bias", {"logit_bias": {"50256": -100}}, lambda r: r.logit_bias == {"50256": -100}),
+    ("n-large", {"n": 17}, lambda r: r.n == 17),
     (
         "metadata-cap",
         {"metadata": {f"k{i}": "v" for i in range(16)}},

@@ -9,7 +9,7 @@ import uuid
 import grpc
 import pytest
 
-from cluster.errors import DeadlineExceeded
+from cluster.errors import DeadlineExceeded, InvalidRequest
 from cluster.gateway.grpc.client import (
     ChatChunk,
     ChatRequest,
@@ -17,6 +17,7 @@ from cluster.gateway.grpc.client import (
     function_tool,
     grpc_code,
     named_tool_choice,
+    token_prompt,
     user,
 )
 from cluster.gateway.grpc.gen.modelyard.v1 import common_pb2
@@ -168,3 +169,26 @@ async def test_client_leaving_a_stream_early_frees_the_engine(slow_harness: Harn
             break
     await stream.aclose()
     await wait_until(lambda: slow_harness.engine.stats().running == 0, "the engine is idle")
+
+
+async def test_prompt_batches_and_token_ids_with_n(harness: Harness) -> None:
+    """Three text prompts x n=2, then two token-id prompts x n=2: prompt-major indices,
+    every choice finished, the token-id prompts counted as given."""
+    text = CompletionRequest(model=QWEN, prompt=["a b", "c d e", "f"], n=2, max_tokens=3)
+    whole = await harness.client.complete_unary(text, deadline_s=10)
+    assert [c.index for c in whole.choices] == list(range(6))
+    assert whole.usage.completion_tokens == 18
+    ids = CompletionRequest(
+        model=QWEN,
+        prompt_token_ids=[token_prompt([5, 6, 7]), token_prompt([8, 9])],
+        n=2,
+        max_tokens=3,
+    )
+    events = [e async for e in harness.client.complete(ids, deadline_s=10)]
+    finished = sorted(c.index for e in events for c in e.choices if c.finish_reason)
+    assert finished == [0, 1, 2, 3]
+    assert events[-1].usage.prompt_tokens == 5
+    mixed = CompletionRequest(model=QWEN, prompt=["a"], prompt_token_ids=[token_prompt([1])])
+    with pytest.raises(InvalidRequest) as info:
+        await harness.client.complete_unary(mixed, deadline_s=10)
+    assert info.value.param == "prompt"
