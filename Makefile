@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	@echo "setup: environment ready in $(VENV)"
 
 up: setup
-	$(BIN)/modelyard up
+	$(BIN)/modelyard up $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check cluster deployments autoscaler bench tests

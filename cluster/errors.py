@@ -9,10 +9,13 @@ translates it exactly once (HTTP: status + OpenAI error object; gRPC: status cod
     │   └── MalformedJSON               400  code=invalid_json
     ├── Unauthenticated                 401  authentication_error
     ├── PermissionDenied                403  permission_error
+    ├── BudgetExhausted                 402  insufficient_quota (FAILED_PRECONDITION)
     ├── ModelNotFound                   404  code=model_not_found
+    ├── NotFound                        404  code=not_found (a ledger record, a key)
     ├── PayloadTooLarge                 413  code=payload_too_large
     ├── RateLimited                     429  rate_limit_error (RESOURCE_EXHAUSTED)
     ├── EngineUnavailable               503  service_unavailable (UNAVAILABLE)
+    ├── LedgerUnavailable               503  code=ledger_unavailable (UNAVAILABLE)
     ├── DeadlineExceeded                504  timeout (DEADLINE_EXCEEDED)
     └── ConfigError                     raised at load, never over the wire
 
@@ -68,10 +71,24 @@ class PermissionDenied(ModelyardError):
     error_type = "permission_error"
 
 
+class BudgetExhausted(ModelyardError):
+    """The key's budget cannot cover this request's worst-case cost (HTTP 402)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "budget_exhausted"
+
+
 class ModelNotFound(ModelyardError):
     http_status = 404
     error_type = "invalid_request_error"
     default_code = "model_not_found"
+
+
+class NotFound(ModelyardError):
+    http_status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
 
 
 class PayloadTooLarge(ModelyardError):
@@ -81,15 +98,37 @@ class PayloadTooLarge(ModelyardError):
 
 
 class RateLimited(ModelyardError):
+    """Over a rate; `retry_after_s` (when known) becomes HTTP's `Retry-After`."""
+
     http_status = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after_s: int | None = None,
+    ):
+        super().__init__(message, param=param, code=code)
+        self.retry_after_s = retry_after_s
 
 
 class EngineUnavailable(ModelyardError):
     http_status = 503
     error_type = "service_unavailable"
     default_code = "engine_unavailable"
+
+
+class LedgerUnavailable(ModelyardError):
+    """The usage ledger could not record a request: the client gets this, not an unbilled
+    answer."""
+
+    http_status = 503
+    error_type = "service_unavailable"
+    default_code = "ledger_unavailable"
 
 
 class DeadlineExceeded(ModelyardError):
@@ -111,10 +150,13 @@ _KINDS: dict[str, type[ModelyardError]] = {
         MalformedJSON,
         Unauthenticated,
         PermissionDenied,
+        BudgetExhausted,
         ModelNotFound,
+        NotFound,
         PayloadTooLarge,
         RateLimited,
         EngineUnavailable,
+        LedgerUnavailable,
         DeadlineExceeded,
         ConfigError,
     )

@@ -81,6 +81,13 @@ def add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--kv-events-connect", default=None, help="connect the ZMQ PUB to this endpoint"
     )
     p.add_argument("--kv-events-topic", default="kv-events")
+    p.add_argument(
+        "--auth",
+        choices=["off", "keys"],
+        default="off",
+        help="keys: managed keys and the ledger ($MODELYARD_LEDGER_URL, else "
+        ".modelyard/ledger.sqlite; pepper in $MODELYARD_KEY_PEPPER)",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 

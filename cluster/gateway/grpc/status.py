@@ -1,19 +1,21 @@
 """`cluster.errors` ↔ gRPC status codes: the one translation at the gRPC edge.
 
     InvalidRequest (ContextLengthExceeded, MalformedJSON)  INVALID_ARGUMENT
-    ModelNotFound                                          NOT_FOUND
+    ModelNotFound, NotFound                                NOT_FOUND
     Unauthenticated                                        UNAUTHENTICATED
     PermissionDenied                                       PERMISSION_DENIED
+    BudgetExhausted                                        FAILED_PRECONDITION
     RateLimited, PayloadTooLarge                           RESOURCE_EXHAUSTED
-    EngineUnavailable                                      UNAVAILABLE
+    EngineUnavailable, LedgerUnavailable                   UNAVAILABLE
     DeadlineExceeded                                       DEADLINE_EXCEEDED
     anything else                                          INTERNAL (a generic message)
 
 The details string is the error's message (the same text the HTTP API sends); trailing
 metadata carries what a program needs: `modelyard-error-kind` (the class name, so a client
 can rebuild the typed error), `modelyard-error-code` and `modelyard-error-param` (set only
-when the error has them). The most specific class wins (ContextLengthExceeded is an
-InvalidRequest), because the table is searched along the error's MRO.
+when the error has them), and `retry-after` (seconds) on a rate limit that knows it. The
+most specific class wins (ContextLengthExceeded is an InvalidRequest), because the table is
+searched along the error's MRO.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from collections.abc import Sequence
 import grpc
 
 from cluster.errors import (
+    BudgetExhausted,
     DeadlineExceeded,
     EngineUnavailable,
     ErrorInfo,
     InvalidRequest,
+    LedgerUnavailable,
     ModelNotFound,
     ModelyardError,
+    NotFound,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
@@ -38,17 +43,21 @@ from cluster.errors import (
 KIND_KEY = "modelyard-error-kind"
 CODE_KEY = "modelyard-error-code"
 PARAM_KEY = "modelyard-error-param"
+RETRY_AFTER_KEY = "retry-after"  # seconds, for RateLimited (HTTP's Retry-After)
 
 Metadata = tuple[tuple[str, str], ...]
 
 STATUS_BY_ERROR: dict[type[ModelyardError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    NotFound: grpc.StatusCode.NOT_FOUND,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    BudgetExhausted: grpc.StatusCode.FAILED_PRECONDITION,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
+    LedgerUnavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
@@ -60,6 +69,7 @@ ERROR_BY_STATUS: dict[grpc.StatusCode, type[ModelyardError]] = {
     grpc.StatusCode.NOT_FOUND: ModelNotFound,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.FAILED_PRECONDITION: BudgetExhausted,
     grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
     grpc.StatusCode.UNAVAILABLE: EngineUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
@@ -92,6 +102,8 @@ def trailers_of(err: ModelyardError) -> Metadata:
         pairs.append((CODE_KEY, err.code))
     if err.param is not None:
         pairs.append((PARAM_KEY, err.param))
+    if isinstance(err, RateLimited) and err.retry_after_s is not None:
+        pairs.append((RETRY_AFTER_KEY, str(err.retry_after_s)))
     return tuple(pairs)
 
 

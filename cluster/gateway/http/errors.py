@@ -16,13 +16,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.api.responses import ErrorBody, ErrorResponse
-from cluster.errors import ModelyardError
+from cluster.errors import ModelyardError, RateLimited
 from cluster.gateway.service import internal_error
 
 logger = logging.getLogger("cluster.gateway.http")
 
 
 def error_response(err: ModelyardError, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(err, RateLimited) and err.retry_after_s is not None:
+        headers = {**(headers or {}), "retry-after": str(err.retry_after_s)}
     return json_error(ErrorResponse.of(err), err.http_status, headers)
 
 
