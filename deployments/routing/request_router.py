@@ -42,6 +42,10 @@ on a value other than the index's, the router adopts it: a new routing `Router` 
 index keyed at the old size could never match the engine's events) and hashers of that
 size sharing the loaded tokenizer. This happens once, when the first replica reports.
 
+`replica_stats` maps each current replica's name to its last `record_routing_stats()`
+report. It is replaced whole (never mutated) on this router's loop, so the gateway reads
+it from its own thread at scrape time (`deployments.fleet`); a replica that left is gone.
+
 Hook exceptions are logged and swallowed: a routing bookkeeping bug must not fail the
 request Serve is sending.
 """
@@ -106,6 +110,7 @@ class RoutingRequestRouter(RequestRouter):
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max(1, config.record_decisions))
         self._routes: OrderedDict[str, _Routed] = OrderedDict()
         self._names: dict[ReplicaID, str] = {}
+        self.replica_stats: dict[str, dict[str, Any]] = {}
 
     def _hasher(self) -> PromptHasher:
         config = self.config
@@ -269,8 +274,10 @@ class RoutingRequestRouter(RequestRouter):
                 endpoints[name] = endpoint
         if self.feed is not None:
             self.feed.sync(endpoints)
+        self.replica_stats = {self._name(r.replica_id): r.routing_stats for r in replicas}
 
     def _forget(self, name: str) -> None:
+        self.replica_stats = {k: v for k, v in self.replica_stats.items() if k != name}
         self.policy.remove_replica(name)
         self.loads.forget(name)
         if self.feed is not None:

@@ -12,8 +12,9 @@ service themselves (tests that capture spans).
 Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
 GET /models, GET /models/{id} (ids contain '/'); and GET /openapi.json (the API's OpenAPI
 document, `cluster.http.openapi`), GET /health (200, or 503 when any model is unhealthy,
-with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
-then the engines' own, e.g. vLLM's `vllm:*`, when the backend offers `engine_metrics()`).
+with per-model status), GET /metrics (Prometheus text: the gateway's metrics, with every
+model replica's load when the backend offers `fleet()` (`cluster.gateway.telemetry.fleet`),
+then the engines' own, e.g. vLLM's `vllm:*`, when it offers `engine_metrics()`).
 
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
 OpenAI error object otherwise; /health and /metrics stay open); `app.state` holds the
@@ -62,6 +63,7 @@ from cluster.gateway.telemetry import (
     build_tracer_provider,
     tracer_from,
 )
+from cluster.gateway.telemetry.fleet import FleetSource
 from cluster.ledger.runtime import Ledger, ledger_enabled, open_ledger
 
 API_PREFIXES = ("/v1", "/api/v1")
@@ -102,6 +104,7 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     authenticator: Authenticator | None = None,
     engine_metrics: EngineMetrics | None = None,
+    fleet: FleetSource | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -178,6 +181,8 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_route() -> Response:
+        if fleet is not None:  # every model replica's load (bounded; never fails the scrape)
+            await metrics.fleet.refresh(fleet)
         body = metrics.render()
         if engine_metrics is not None:  # the engines' own metrics (vLLM's vllm:*)
             try:
@@ -239,6 +244,7 @@ def build_gateway_app(
         tracer_provider=provider,
         authenticator=authenticator,
         engine_metrics=getattr(backend, "engine_metrics", None),
+        fleet=getattr(backend, "fleet", None),
     )
     if ledger is not None:
         add_ledger_routes(app, authenticator, ledger.queries, ledger.keys, API_PREFIXES)
