@@ -108,9 +108,16 @@ class _Call:
     def used_so_far(self) -> Usage:
         return partial_usage(self.states, self.produced, self.group_size)
 
-    def succeed(self, obs: Observation, usage: Usage) -> None:
+    def succeed(self, obs: Observation, usage: Usage, billed: CompletionUsage) -> None:
         reasons = [state.finish_reason or "" for state in self.states]
-        obs.succeed(response_id=self.header["id"], finish_reasons=reasons, usage=usage)
+        details = billed.cost_details
+        obs.succeed(
+            response_id=self.header["id"],
+            finish_reasons=reasons,
+            usage=usage,
+            cost=billed.cost,
+            currency=None if details is None else details.currency,
+        )
 
 
 class GatewayService:
@@ -216,7 +223,7 @@ class GatewayService:
             await self._abandon(call, exc)
             _settle(obs, exc)
             raise
-        call.succeed(obs, usage)
+        call.succeed(obs, usage, billed)
         return response
 
     async def _stream(
@@ -256,7 +263,7 @@ class GatewayService:
             await self._abandon(call, exc)
             _settle(obs, exc)
             raise
-        call.succeed(obs, usage)
+        call.succeed(obs, usage, billed)
 
     # ---- shared ------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ Series (all prefixed `modelyard_`):
 - `time_to_first_token_seconds{model}` — from accepting the request to the first chunk;
 - `request_duration_seconds{model,endpoint}` — from accepting to the last byte;
 - `prompt_tokens_total`, `completion_tokens_total`, `cached_tokens_total` `{model}`;
+- `cost_total{model,currency}` — what completed requests were billed (`usage.cost`), for
+  dashboards; the ledger holds the exact amounts;
 - `pending_requests{model}` — requests resolved to a model and still waiting for their
   first token: the gateway's queue per model, one of the autoscaler's signals;
 - the fleet: every model replica's load and each model's replica counts
@@ -83,6 +85,9 @@ class GatewayMetrics:
         )
         self.cached_tokens = counter(
             "cached_tokens", "Prompt tokens read from the prefix cache", ["model"]
+        )
+        self.cost = counter(
+            "cost", "Billed cost of completed requests (the ledger is exact)", ["model", "currency"]
         )
         self.fleet = FleetCollector(ns)
         reg.register(self.fleet)
