@@ -14,9 +14,21 @@ fades back to 1 with `calibration_half_life_s`:
 
 So the guard does not fight the queue target (a guard-added replica is not given back as
 soon as the hold window passes, only once the corrected load allows it).
+
+The evidence is acted on at once: when the guard adds a replica, the deployment goes to
+at least
+
+    n = ceil(k' * S / scale_down_headroom)        (k' the factor after this evidence)
+
+the fleet that carries the corrected load with the headroom the scale-down rule keeps
+(`autoscaler.stabilizer`: h * (n - 1) < k' * S, so it is not shrunk at once). One guard
+run is then one step; without it the fleet would climb one replica per guard run, each a
+start-up time late, while the corrected load already says how far it is short.
 """
 
 from __future__ import annotations
+
+import math
 
 from autoscaler.context import PolicyState
 from cluster.config.autoscaling import AutoscalingSettings
@@ -38,3 +50,11 @@ def learn(
     evidence = (capacity + 1) / stable if stable > 0 else settings.max_calibration
     value = max(current(settings, state, now), min(evidence, settings.max_calibration))
     return state.but(calibration=value, calibrated_at=now)
+
+
+def corrected_fleet(
+    settings: AutoscalingSettings, state: PolicyState, now: float, stable: float
+) -> int:
+    """n = ceil(k * S / scale_down_headroom) with k at `now` (module docstring)."""
+    need = current(settings, state, now) * stable / settings.scale_down_headroom
+    return math.ceil(need - 1e-9)

@@ -12,7 +12,9 @@ One call per control-loop tick:
    (`autoscaler.policy_demand`);
 4. the saturation guard's floor on sustained KV usage, queue or late first tokens
    (`autoscaler.policy_guard`): D = max(demand, guard); a replica the guard adds also
-   corrects the load model (`autoscaler.calibration`), which scales every load in 3 and 5;
+   corrects the load model (`autoscaler.calibration`), which scales every load in 3 and 5,
+   and when the guard adds one, D is at least the fleet the corrected stable load needs
+   at the scale-down headroom (`calibration.corrected_fleet`);
 5. bounds, wake-up, one-at-a-time scale-down with headroom over the peak stable-window
    load of the hold window (`hold_window_s`; no scale-down before one whole hold window
    has been observed), scale to zero (`autoscaler.stabilizer`);
@@ -65,8 +67,11 @@ def decide(settings: AutoscalingSettings, ctx: PolicyContext, state: PolicyState
         state = state.but(panic_until=ctx.now + settings.stable_window_s)
     # Until a whole hold window has been observed, nothing says the load will not return.
     peak = windows.peak(means, ctx.now, horizon) * k if observed >= horizon else float("inf")
-    step = stabilize(settings, ctx, state, wanted, peak)
     current = ctx.capacity
+    if guard > max(demand.replicas, current):  # evidence: size the corrected load at once
+        corrected = calibration.learn(settings, state, ctx.now, current, stable)
+        wanted = max(wanted, calibration.corrected_fleet(settings, corrected, ctx.now, stable))
+    step = stabilize(settings, ctx, state, wanted, peak)
     if step.replicas > current and guard > demand.replicas:
         state = calibration.learn(settings, state, ctx.now, current, stable)
     if step.replicas > current:

@@ -318,3 +318,35 @@ def test_calibration_fades_with_its_half_life() -> None:
     assert calibration.current(S, state, S.calibration_half_life_s) == pytest.approx(2.0)
     assert calibration.current(S, state, 2 * S.calibration_half_life_s) == pytest.approx(1.5)
     assert calibration.current(S, PolicyState(), 50.0) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("k", "stable", "fleet"),
+    [
+        (1.0, 4.0, 5),  # ceil(4 / 0.8)
+        (2.0, 4.0, 10),  # ceil(8 / 0.8)
+        (1.5, 3.0, 6),  # ceil(5.625)
+        (1.25, 4.0, 7),  # ceil(6.25)
+        (3.0, 0.0, 0),  # no load, no replicas
+    ],
+)
+def test_corrected_fleet_carries_the_corrected_load_at_the_headroom(k, stable, fleet) -> None:
+    state = PolicyState(calibration=k, calibrated_at=100.0)
+    assert calibration.corrected_fleet(S, state, 100.0, stable) == fleet
+
+
+def test_the_guard_evidence_sizes_the_corrected_load_in_one_step() -> None:
+    """4 ready replicas at a stable load of 4 (40 ongoing / 10) keep first tokens late:
+    the guard's evidence k = 5 / 4 asks at once for ceil(1.25 * 4 / 0.8) = 7, not 5."""
+    settings = S.model_copy(update={"ttft_guard_s": 1.0})
+    state = PolicyState()
+    for now in range(30):
+        ctx = PolicyContext(now=float(now), ready=4, starting=0, ongoing=40.0, recent_ttft_s=1.5)
+        decision = decide(settings, ctx, state)
+        state = decision.state
+        if decision.replicas != 4:
+            break
+    assert now == settings.panic_window_s  # sustained for one panic window
+    assert decision.replicas == 7
+    assert "saturation guard" in decision.reasons
+    assert state.calibration == pytest.approx(1.25)
