@@ -4,16 +4,18 @@
     ModelNotFound                                          NOT_FOUND
     Unauthenticated                                        UNAUTHENTICATED
     PermissionDenied                                       PERMISSION_DENIED
-    RateLimited, PayloadTooLarge                           RESOURCE_EXHAUSTED
-    EngineUnavailable                                      UNAVAILABLE
-    DeadlineExceeded                                       DEADLINE_EXCEEDED
+    RateLimited, PayloadTooLarge, HeadersTooLarge          RESOURCE_EXHAUSTED
+    EngineUnavailable (Overloaded)                         UNAVAILABLE
+    DeadlineExceeded, RequestTimeout                       DEADLINE_EXCEEDED
     anything else                                          INTERNAL (a generic message)
 
 The details string is the error's message (the same text the HTTP API sends); trailing
 metadata carries what a program needs: `modelyard-error-kind` (the class name, so a client
 can rebuild the typed error), `modelyard-error-code` and `modelyard-error-param` (set only
-when the error has them). The most specific class wins (ContextLengthExceeded is an
-InvalidRequest), because the table is searched along the error's MRO.
+when the error has them), and for an error with `retry_after_s` (Overloaded) gRPC's own
+server pushback key `grpc-retry-pushback-ms`, which gRPC's retry policy honours. The
+most specific class wins (ContextLengthExceeded is an InvalidRequest), because the table is
+searched along the error's MRO.
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ from cluster.errors import (
     DeadlineExceeded,
     EngineUnavailable,
     ErrorInfo,
+    HeadersTooLarge,
     InvalidRequest,
     ModelNotFound,
     ModelyardError,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    RequestTimeout,
     Unauthenticated,
 )
 
 KIND_KEY = "modelyard-error-kind"
 CODE_KEY = "modelyard-error-code"
 PARAM_KEY = "modelyard-error-param"
+PUSHBACK_KEY = "grpc-retry-pushback-ms"
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -48,6 +53,8 @@ STATUS_BY_ERROR: dict[type[ModelyardError], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    HeadersTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
@@ -92,6 +99,8 @@ def trailers_of(err: ModelyardError) -> Metadata:
         pairs.append((CODE_KEY, err.code))
     if err.param is not None:
         pairs.append((PARAM_KEY, err.param))
+    if err.retry_after_s is not None:
+        pairs.append((PUSHBACK_KEY, str(err.retry_after_s * 1000)))
     return tuple(pairs)
 
 

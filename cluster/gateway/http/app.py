@@ -20,7 +20,9 @@ OpenAI error object otherwise; /health and /metrics stay open); `app.state` hold
 service, authenticator and health probe the gRPC front door shares
 (`cluster.gateway.grpc.lifespan`).
 
-Request bodies are read raw and bounded (`gateway.max_body_bytes` → 413) and validated by
+Clients are bounded by `cluster.gateway.http.limits` (headers → 431, a slow body → 408, a
+stream nobody reads is cut off). Request bodies are read raw and bounded
+(`gateway.max_body_bytes` → 413) and validated by
 `cluster.api.validation` (never FastAPI's 422). Responses carry `x-modelyard-engine`
 ("sim (simulated)" or "vllm"). Errors: see `cluster.gateway.http.errors`.
 """
@@ -46,6 +48,7 @@ from cluster.errors import ModelyardError
 from cluster.gateway.auth import Authenticator, OpenAccess, build_authenticator
 from cluster.gateway.http.body import read_body
 from cluster.gateway.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
+from cluster.gateway.http.limits import ClientLimits, HeaderLimits
 from cluster.gateway.http.openapi import openapi_document
 from cluster.gateway.http.streaming import EventStreamResponse
 from cluster.gateway.service import GatewayService, ModelBackend
@@ -74,7 +77,9 @@ def _json(model: BaseModel, headers: dict[str, str] | None = None) -> Response:
     return Response(model.model_dump_json(), 200, headers, media_type="application/json")
 
 
-async def _streamed(stream: AsyncGenerator[BaseModel, None], headers: dict[str, str]) -> Response:
+async def _streamed(
+    stream: AsyncGenerator[BaseModel, None], headers: dict[str, str], send_timeout_s: float
+) -> Response:
     """Prime the stream: errors before the first chunk still get their own status."""
     try:
         first: BaseModel | None = await anext(stream)
@@ -83,7 +88,7 @@ async def _streamed(stream: AsyncGenerator[BaseModel, None], headers: dict[str, 
     except BaseException:
         await stream.aclose()
         raise
-    return EventStreamResponse(first, stream, headers)
+    return EventStreamResponse(first, stream, headers, send_timeout_s)
 
 
 def create_app(
@@ -95,6 +100,7 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     authenticator: Authenticator | None = None,
     engine_metrics: EngineMetrics | None = None,
+    client_limits: ClientLimits | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -114,7 +120,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.authenticator = auth
     app.state.health = health
+    limits = client_limits or ClientLimits()
     app.add_middleware(ErrorBoundary)
+    app.add_middleware(HeaderLimits, limits=limits)
     app.add_exception_handler(ModelyardError, on_modelyard_error)
     app.add_exception_handler(HTTPException, on_http_exception)
 
@@ -130,10 +138,10 @@ def create_app(
     ) -> Response:
         """Authenticate, read and validate the body, answer whole or as an event stream."""
         await auth.authenticate(request.headers.get("authorization"))
-        parsed = parse(await read_body(request, max_bytes))
+        parsed = parse(await read_body(request, max_bytes, limits.body_timeout_s))
         headers = engine_headers(parsed.model)
         if parsed.stream:
-            return await _streamed(streamed(parsed), headers)
+            return await _streamed(streamed(parsed), headers, limits.send_timeout_s)
         return _json(await whole(parsed), headers)
 
     async def chat_completions(request: Request) -> Response:
@@ -215,4 +223,5 @@ def build_gateway_app(
         tracer_provider=provider,
         authenticator=build_authenticator(config.auth),
         engine_metrics=getattr(backend, "engine_metrics", None),
+        client_limits=ClientLimits.of(gateway),
     )

@@ -1,6 +1,7 @@
 """The HTTP edge of the error tree: every failure leaves as OpenAI's error object.
 
-- `ModelyardError` → its `http_status` and `{"error": {message, type, param, code}}`;
+- `ModelyardError` → its `http_status` and `{"error": {message, type, param, code}}`
+  (plus `Retry-After` when the error says when to retry: `Overloaded`);
 - Starlette's 404 (no such route) and 405 (wrong method, with `Allow`) → the same shape;
 - anything else → 500 with a generic message, logged with its traceback (`ErrorBoundary`),
   never echoed to the client; the server keeps serving.
@@ -23,6 +24,9 @@ logger = logging.getLogger("cluster.gateway.http")
 
 
 def error_response(err: ModelyardError, headers: dict[str, str] | None = None) -> Response:
+    """`err` as OpenAI's error object; one with `retry_after_s` also sends `Retry-After`."""
+    if err.retry_after_s is not None:
+        headers = {**(headers or {}), "retry-after": str(err.retry_after_s)}
     return json_error(ErrorResponse.of(err), err.http_status, headers)
 
 
