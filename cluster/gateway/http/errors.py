@@ -1,7 +1,8 @@
 """The HTTP edge of the error tree: every failure leaves as OpenAI's error object.
 
 - `ModelyardError` → its `http_status` and `{"error": {message, type, param, code}}`
-  (plus `Retry-After` when the error says when to retry: `Overloaded`);
+  (plus `Retry-After` when the error says when to retry: `Overloaded`; and
+  `Connection: close` after a 408 or 413, whose body was not read to its end);
 - Starlette's 404 (no such route) and 405 (wrong method, with `Allow`) → the same shape;
 - anything else → 500 with a generic message, logged with its traceback (`ErrorBoundary`),
   never echoed to the client; the server keeps serving.
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.api.responses import ErrorBody, ErrorResponse
-from cluster.errors import ModelyardError
+from cluster.errors import ModelyardError, PayloadTooLarge, RequestTimeout
 from cluster.gateway.service import internal_error
 
 logger = logging.getLogger("cluster.gateway.http")
@@ -34,9 +35,14 @@ def json_error(body: ErrorResponse, status: int, headers: dict[str, str] | None 
     return Response(body.model_dump_json(), status, headers, media_type="application/json")
 
 
+#: Refusals that leave the request body unread: the connection is closed after them, as
+#: what the client still sends could not be told from a next request.
+_BODY_UNREAD = (RequestTimeout, PayloadTooLarge)
+
+
 async def on_modelyard_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelyardError)
-    return error_response(exc)
+    return error_response(exc, {"connection": "close"} if isinstance(exc, _BODY_UNREAD) else None)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:
