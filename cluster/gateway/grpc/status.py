@@ -116,7 +116,11 @@ def error_from_status(
         info = ErrorInfo(
             kind=kind, message=message, param=found.get(PARAM_KEY), code=found.get(CODE_KEY)
         )
-        return info.to_exception()
+        err = info.to_exception()
+        pushback = found.get(PUSHBACK_KEY, "")
+        if pushback.isdigit():
+            err.retry_after_s = max(1, -(-int(pushback) // 1000))
+        return err
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in message:
         return PayloadTooLarge(message)
     return ERROR_BY_STATUS.get(code, ModelyardError)(message)
