@@ -169,6 +169,7 @@ def test_an_idle_keep_alive_connection_is_closed(gateway: Gateway) -> None:
         idle_s = time.monotonic() - idle_from
     finally:
         sock.close()
+    print(f"idle keep-alive connection closed after {idle_s:.2f} s")
     assert b"HTTP/1.1" not in rest
     assert idle_s < LIMITS.keep_alive_timeout_s + 2.0
 
@@ -238,5 +239,6 @@ def test_a_client_that_hangs_up_mid_stream_aborts_the_engine_request(gateway: Ga
         assert busy.running == 1 and busy.kv_usage > 0.0
     freed_after = gateway.wait_idle(5)  # the response closed: the client hung up
     stats = gateway.engine_stats()
+    print(f"hang-up: engine request aborted, KV freed {freed_after:.2f} s after the close")
     assert (stats.running, stats.waiting, stats.kv_usage) == (0, 0, 0.0)
     assert freed_after < 5
