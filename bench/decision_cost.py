@@ -44,7 +44,7 @@ def measure_decision_cost(
     stride: int = 1,
     seed: int = 0,
 ) -> dict[str, float]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311
     blocks = max(1, prompt_tokens // block_tokens)
     cap = max(MIN_INDEXED * 2, PROMPTS * blocks * 2)
     router = Router(

@@ -68,7 +68,7 @@ class BlockText:
 
     def words(self, hash_id: int) -> list[str]:
         """The words of block `hash_id` (each with its leading space)."""
-        rng = random.Random(_seed("block", self.salt, hash_id))
+        rng = random.Random(_seed("block", self.salt, hash_id))  # nosec B311
         return rng.choices(VOCABULARY, k=self.words_per_block)
 
     def block(self, hash_id: int) -> str:
@@ -97,7 +97,7 @@ class BlockText:
             parts.append(text if take == self.words_per_block else _first_words(text, take))
             have += take
         if have < want:  # ids do not cover the prompt: a tail no other request shares
-            rng = random.Random(_seed("tail", self.salt, request.index, request.hash_ids))
+            rng = random.Random(_seed("tail", self.salt, request.index, request.hash_ids))  # nosec B311
             parts.extend(rng.choices(VOCABULARY, k=want - have))
         return "".join(parts)
 

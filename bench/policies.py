@@ -87,7 +87,7 @@ class PowerOfTwo(_Stateless):
     name = "power-of-two"
 
     def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # nosec B311
 
     def choose(self, request: RouteRequest, loads: Sequence[ReplicaLoad], now: float) -> int:
         if len(loads) == 1:

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +37,7 @@ class ManagedProcess:
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = log.open("wb")
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # nosec B603
             self.argv,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

@@ -33,6 +33,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from cluster.config import (
+    AuthSettings,
     ClusterConfig,
     GatewaySettings,
     ModelDeployment,
@@ -92,6 +93,7 @@ async def _serve(args: argparse.Namespace, model: ServedModel) -> None:
     config = ClusterConfig(
         name="sim-serve",
         gateway=GatewaySettings(host=args.host, port=args.port),
+        auth=AuthSettings(mode=args.auth),
         models=[model.deployment],
     )
     app = build_sim_serve_app(config, model, engine, prompt_tokens=sim_prompt_tokens())

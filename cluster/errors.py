@@ -9,13 +9,16 @@ translates it exactly once (HTTP: status + OpenAI error object; gRPC: status cod
     │   └── MalformedJSON               400  code=invalid_json
     ├── Unauthenticated                 401  authentication_error
     ├── PermissionDenied                403  permission_error
+    ├── BudgetExhausted                 402  insufficient_quota (FAILED_PRECONDITION)
     ├── ModelNotFound                   404  code=model_not_found
+    ├── NotFound                        404  code=not_found (a ledger record, a key)
     ├── PayloadTooLarge                 413  code=payload_too_large
     ├── RateLimited                     429  rate_limit_error (RESOURCE_EXHAUSTED)
     ├── EngineUnavailable               503  service_unavailable (UNAVAILABLE)
     │   └── Overloaded                  503  code=overloaded, Retry-After (UNAVAILABLE)
     ├── RequestTimeout                  408  code=request_timeout (DEADLINE_EXCEEDED)
     ├── HeadersTooLarge                 431  code=headers_too_large (RESOURCE_EXHAUSTED)
+    ├── LedgerUnavailable               503  code=ledger_unavailable (UNAVAILABLE)
     ├── DeadlineExceeded                504  timeout (DEADLINE_EXCEEDED)
     └── ConfigError                     raised at load, never over the wire
 
@@ -80,10 +83,24 @@ class PermissionDenied(ModelyardError):
     error_type = "permission_error"
 
 
+class BudgetExhausted(ModelyardError):
+    """The key's budget cannot cover this request's worst-case cost (HTTP 402)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "budget_exhausted"
+
+
 class ModelNotFound(ModelyardError):
     http_status = 404
     error_type = "invalid_request_error"
     default_code = "model_not_found"
+
+
+class NotFound(ModelyardError):
+    http_status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
 
 
 class PayloadTooLarge(ModelyardError):
@@ -93,6 +110,8 @@ class PayloadTooLarge(ModelyardError):
 
 
 class RateLimited(ModelyardError):
+    """Over a rate; `retry_after_s` (when known) becomes HTTP's `Retry-After`."""
+
     http_status = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
@@ -122,6 +141,15 @@ class HeadersTooLarge(ModelyardError):
     default_code = "headers_too_large"
 
 
+class LedgerUnavailable(ModelyardError):
+    """The usage ledger could not record a request: the client gets this, not an unbilled
+    answer."""
+
+    http_status = 503
+    error_type = "service_unavailable"
+    default_code = "ledger_unavailable"
+
+
 class DeadlineExceeded(ModelyardError):
     http_status = 504
     error_type = "timeout"
@@ -141,13 +169,16 @@ _KINDS: dict[str, type[ModelyardError]] = {
         MalformedJSON,
         Unauthenticated,
         PermissionDenied,
+        BudgetExhausted,
         ModelNotFound,
+        NotFound,
         PayloadTooLarge,
         RateLimited,
         EngineUnavailable,
         Overloaded,
         RequestTimeout,
         HeadersTooLarge,
+        LedgerUnavailable,
         DeadlineExceeded,
         ConfigError,
     )

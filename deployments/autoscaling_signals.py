@@ -32,13 +32,17 @@ class ReplicaSignals:
     def finished(self, prompt_tokens: int) -> None:
         self._finished_prompt_tokens += prompt_tokens
 
+    def recent_ttft_s(self) -> float:
+        """Mean time to first token of the last `ttft_window` requests (0.0: none yet)."""
+        return sum(self._ttfts) / len(self._ttfts) if self._ttfts else 0.0
+
     def report(self, stats: EngineStats) -> dict[str, float]:
         now = self._clock()
         total = stats.prefix_cache_queries or self._finished_prompt_tokens
         elapsed = now - self._last_at
         rate = max(total - self._last_prompt_tokens, 0) / elapsed if elapsed > 0 else 0.0
         self._last_at, self._last_prompt_tokens = now, total
-        ttft = sum(self._ttfts) / len(self._ttfts) if self._ttfts else 0.0
+        ttft = self.recent_ttft_s()
         return {
             ReplicaSignal.RUNNING.value: float(stats.running),
             ReplicaSignal.WAITING.value: float(stats.waiting),

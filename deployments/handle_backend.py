@@ -24,7 +24,8 @@ the stream with `EngineUnavailable` (an SSE `error` event / gRPC UNAVAILABLE): R
 dead actor's stream promptly, so it never hangs.
 
 `routing()` returns each model's request-router snapshot (`deployments.routing.introspect`)
-for the gateway's debug endpoint.
+for the gateway's debug endpoint; `fleet()` every replica's load and each model's replica
+counts for its /metrics (`deployments.fleet`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError, Overloaded
 from cluster.gateway.telemetry.exposition import merge_expositions
 from deployments.call_ids import own_call_id
+from deployments.fleet import FleetReader
 from deployments.replica_methods import GENERATE_BATCHES
 from deployments.routing.introspect import snapshot_of
 
@@ -100,6 +102,7 @@ class HandleBackend:
             model_id: handle.options(stream=True) for model_id, handle in self._handles.items()
         }
         self._failures = _ray_failures()
+        self.fleet = FleetReader(self._stream_handles)
         from ray.exceptions import RayError
         from ray.serve.exceptions import BackPressureError
 
@@ -211,7 +214,9 @@ class HandleBackend:
         """Engine metrics (vLLM's `vllm:*`) of one replica per model, merged into one text.
 
         Each call reaches whichever replica Serve picks; samples carry a `replica` label.
-        A model that does not answer in time contributes nothing to this scrape.
+        A model that does not answer in time contributes nothing to this scrape. A model
+        with no replica (scaled to zero) is not asked: the call would wait at the handle,
+        and Serve counts a waiting call as demand, so every scrape would wake it up.
         """
 
         async def one(handle: Any) -> str:
@@ -225,7 +230,8 @@ class HandleBackend:
                 return ""
             return str(text)
 
-        texts = await asyncio.gather(*(one(h) for h in self._handles.values()))
+        serving = self.fleet.serving()
+        texts = await asyncio.gather(*(one(h) for m, h in self._handles.items() if m in serving))
         return merge_expositions(texts)[0]
 
     async def _probe(self, model_id: str) -> bool:

@@ -14,8 +14,9 @@ Replica methods (called through a `DeploymentHandle`):
 - `stats()` — `EngineStats`; `health()` — bool; `describe()` — id, engine, replica.
 - `engine_metrics()` — the engine's own Prometheus metrics (vLLM's `vllm:*`), or ''.
 - `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
-- `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers, and
-  `kv_events`: the endpoint of this replica's KV event publisher.
+- `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers,
+  `recent_ttft_s`, and `kv_events`: the endpoint of this replica's KV event publisher.
+  The gateway exports them for every replica (`deployments.fleet`).
 - `record_autoscaling_stats()` — the autoscaler's signals (`cluster.engine.signals`:
   running, waiting, KV usage, recent TTFT, prompt tokens per second), which Serve hands to
   the model's autoscaling policy (`autoscaler.serve_adapter`) as `ctx.aggregated_metrics`.
@@ -252,6 +253,7 @@ class ModelReplica:
             "prefix_cache_queries": stats.prefix_cache_queries,
             "prefix_cache_hits": stats.prefix_cache_hits,
             "prefix_caching": self._model.spec.prefix_caching,
+            "recent_ttft_s": self._signals.recent_ttft_s(),
             "kv_events": self._publisher.endpoint if self._publisher is not None else None,
         }
 

@@ -102,7 +102,7 @@ def scale(
     """The arrival rate times `factor` (module docstring)."""
     if factor <= 0:
         raise ConfigError("--scale must be positive")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311
     whole = math.floor(factor)
     frac = factor - whole
     out = []

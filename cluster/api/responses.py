@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cluster.api.cost import CostDetails, Money
 from cluster.api.usage import FinishReason, Usage
 from cluster.errors import ModelyardError
 
@@ -32,14 +33,24 @@ class CompletionUsage(_Strict):
     completion_tokens: int = Field(ge=0)
     total_tokens: int = Field(ge=0)
     prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
+    # What the request cost (`cluster.api.cost`); absent when the model has no prices.
+    cost: Money | None = Field(default=None, exclude_if=_omit_none)
+    cost_details: CostDetails | None = Field(default=None, exclude_if=_omit_none)
 
     @classmethod
-    def of(cls, usage: Usage) -> CompletionUsage:
+    def of(
+        cls,
+        usage: Usage,
+        cost: Money | None = None,
+        cost_details: CostDetails | None = None,
+    ) -> CompletionUsage:
         return cls(
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens,
             prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_tokens),
+            cost=cost,
+            cost_details=cost_details,
         )
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cluster.cli import bench_route, config_cmd, models_cmd, sim_serve, up
+from cluster.cli import bench_route, config_cmd, keys_cmd, models_cmd, sim_serve, up, usage_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.register(commands)
     bench_route.register(commands)
     sim_serve.register(commands)
+    keys_cmd.register(commands)
+    usage_cmd.register(commands)
     return parser
 
 

@@ -1,35 +1,12 @@
-"""`modelyard sim serve`: one simulated replica as a standalone OpenAI-compatible server;
-`modelyard sim front`: modelyard's request router as an HTTP front over such replicas.
-
-    modelyard sim serve --port P [--model ID] [--speedup X] [--kv-blocks N]
-        [--block-size T] [--max-num-seqs S] [--kv-events-port Q | --kv-events-connect EP]
-
-Serves /health, /v1/models, /v1/chat/completions, /v1/completions (and /api/v1/...),
-/metrics (gateway series + vLLM-style engine gauges), the worker-info routes SGLang's and
-vLLM's routers probe and vLLM's /v1/{chat/}completions/render (the prompt's token ids, for
-token-aware routers), on 127.0.0.1 by default. KV events go out over ZMQ in
-vLLM's frame format: bound on `--kv-events-port` (subscribers connect, as to vLLM) or
-connected to `--kv-events-connect` (a subscriber that binds). Every answer is simulated.
-
-    modelyard sim front --port P --replica URL[,KV_ENDPOINT] ... [--block-tokens T]
-        [--sim-speedup X]
-
-puts `cluster.routing.Router` (the in-process bench's `modelyard` settings) in front of
-the replicas, tokenising each prompt as the simulator does so its block hashes match the
-replicas' KV events (see `bench.front`). It exists for benchmarks.
-
-This module holds the arguments of both commands; the work (building the `SimEngine` and the
-simulator's tokenizer and handing them to `bench.simserve` and `bench.front`) is
-`bench.sim_serve_cmd`, imported inside the handlers.
+"""The arguments of `modelyard sim serve` (one simulated replica as a standalone
+OpenAI-compatible server) and `modelyard sim front` (modelyard's router as an HTTP front
+over such replicas). What they serve and how is documented where the work is done,
+`bench.sim_serve_cmd`, imported inside the handlers: both exist for benchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_MODEL = "qwen/qwen3-coder-flash"
 
@@ -81,6 +58,13 @@ def add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--kv-events-connect", default=None, help="connect the ZMQ PUB to this endpoint"
     )
     p.add_argument("--kv-events-topic", default="kv-events")
+    p.add_argument(
+        "--auth",
+        choices=["off", "keys"],
+        default="off",
+        help="keys: managed keys and the ledger ($MODELYARD_LEDGER_URL, else "
+        ".modelyard/ledger.sqlite; pepper in $MODELYARD_KEY_PEPPER)",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 

@@ -1,5 +1,10 @@
-"""`modelyard up [--config FILE] [--port N] [--grpc-port N] [--ingress direct|proxy]`: start
-Ray, Serve and every model; stop cleanly on Ctrl-C.
+"""`modelyard up [--config FILE] [--port N] [--grpc-port N] [--ingress direct|proxy]
+[--auth off|keys]`: start Ray, Serve and every model; stop cleanly on Ctrl-C.
+
+It says at start whether authentication is on. `--auth keys` (= `auth.mode: keys`) turns on
+managed keys (`modelyard keys create`) and the ledger; it needs the pepper in the
+environment (`auth.pepper_env`). A relative `ledger.sqlite_path` is made absolute here, so
+every Ray process opens the same file.
 
 Exit codes: 0 after Ctrl-C / SIGTERM (everything started was stopped), 1 if the cluster
 failed to start, 2 if the configuration is invalid.
@@ -8,6 +13,7 @@ failed to start, 2 if the configuration is invalid.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -17,6 +23,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from cluster.cli.auth_mode import auth_line, with_auth
 from cluster.config.loader import default_config_path, load_config
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ConfigError, ModelyardError
@@ -52,6 +59,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--grpc-port", type=_port, default=None, help="override gateway.grpc_port (gRPC API)"
+    )
+    parser.add_argument(
+        "--auth",
+        choices=["off", "keys"],
+        default=None,
+        help="override auth.mode: off (static digests only; none configured: open) or keys",
     )
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for readiness (300)"
@@ -98,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         update = {key: value for key, value in overrides.items() if value is not None}
         if update:
             config = _with_gateway(config, update)
+        config = with_auth(config, args.auth, os.environ)
         from cluster.placement import plan_for
         from deployments.launcher import LocalCluster
 
@@ -121,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         _say(f"modelyard up: {path}")
+        _say(auth_line(config))
         try:
             cluster.start(timeout_s=args.timeout)
         except KeyboardInterrupt:

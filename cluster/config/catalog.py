@@ -48,9 +48,11 @@ class PriceTier(_Strict):
     max_prompt_tokens: int | None = Field(
         default=None, ge=1, description="inclusive upper bound; null = no bound (last tier)"
     )
-    input: Decimal = Field(ge=0)
-    output: Decimal = Field(ge=0)
-    cache_read: Decimal = Field(ge=0)
+    # At most 3 decimal places: a request's cost then has at most 9, which the ledger
+    # stores exactly (integer nano-units).
+    input: Decimal = Field(ge=0, decimal_places=3)
+    output: Decimal = Field(ge=0, decimal_places=3)
+    cache_read: Decimal = Field(ge=0, decimal_places=3)
 
 
 class PriceTable(_Strict):

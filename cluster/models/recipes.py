@@ -104,15 +104,20 @@ class SmolLM2Recipe:
         folder, name = str(gguf.parent), gguf.name
         advance(self.steps[0])
 
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        # A folder on disk (the installed package's GGUF): never a Hub download, and
+        # local_files_only makes sure of it (docs/SECURITY.md, B615).
+        tokenizer = AutoTokenizer.from_pretrained(  # nosec B615
+            folder, gguf_file=name, local_files_only=True
+        )
         if not getattr(tokenizer, "chat_template", None):
             raise ModelSourceMissing(f"{self.model_id}: the GGUF tokenizer has no chat template")
         tokenizer.save_pretrained(str(dest))
         advance(self.steps[1])
 
-        quantized = AutoModelForCausalLM.from_pretrained(
+        quantized = AutoModelForCausalLM.from_pretrained(  # nosec B615
             folder,
             gguf_file=name,
+            local_files_only=True,
             quantization_config=GgufConfig(dequantize=True),
             dtype=torch.bfloat16,
         )

@@ -8,7 +8,12 @@ division, by 10^6, is exact).
 
 `cached` is clamped to `prompt`, and is zero for models without prefix caching
 (`ModelSpec.prefix_caching` false, e.g. MiniMax-M1): such a model never reuses KV blocks, so
-a usage that claims cached tokens for it is not billed at the cache-read price.
+a usage that claims cached tokens for it is not billed at the cache-read price, and its
+quote has no cache-read line at all (input and output only).
+
+The tier is named by the prompt lengths it covers: `prompt_tokens<=32000` for a bounded
+tier, `prompt_tokens>32000` for the open last one (after the previous bound), `all` for a
+table of one tier.
 A model with no price table (neither the deployment's nor the catalog's) has no quote:
 `cost` returns None rather than inventing a number.
 """
@@ -21,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cluster.config.catalog import PriceTable
+from cluster.config.catalog import PriceTable, PriceTier
 from cluster.config.settings import ServedModel
 from cluster.engine.types import Usage
 from cluster.errors import ModelNotFound
@@ -43,8 +48,9 @@ class Quote(BaseModel):
 
     model: str
     currency: str
+    tier: str = Field(description="the prompt lengths the selected tier covers")
     tier_max_prompt_tokens: int | None = Field(description="the selected tier's bound")
-    items: tuple[LineItem, LineItem, LineItem]
+    items: tuple[LineItem, ...]
     total: Decimal
 
 
@@ -52,6 +58,14 @@ def _item(kind: Literal["input", "cache_read", "output"], tokens: int, price: De
     return LineItem(
         kind=kind, tokens=tokens, unit_price=price, amount=tokens * price / TOKENS_PER_PRICE_UNIT
     )
+
+
+def tier_label(table: PriceTable, tier: PriceTier) -> str:
+    """`prompt_tokens<=B` for a bounded tier, `prompt_tokens>B` (previous bound) for the last."""
+    if tier.max_prompt_tokens is not None:
+        return f"prompt_tokens<={tier.max_prompt_tokens}"
+    bounds = [t.max_prompt_tokens for t in table.tiers if t.max_prompt_tokens is not None]
+    return f"prompt_tokens>{bounds[-1]}" if bounds else "all"
 
 
 class PriceBook:
@@ -80,15 +94,15 @@ class PriceBook:
         prompt = usage.prompt_tokens
         cached = min(usage.cached_tokens, prompt) if model.spec.prefix_caching else 0
         tier = table.tier_for(prompt)
-        items = (
-            _item("input", prompt - cached, tier.input),
-            _item("cache_read", cached, tier.cache_read),
-            _item("output", usage.completion_tokens, tier.output),
-        )
+        items = [_item("input", prompt - cached, tier.input)]
+        if model.spec.prefix_caching:
+            items.append(_item("cache_read", cached, tier.cache_read))
+        items.append(_item("output", usage.completion_tokens, tier.output))
         return Quote(
             model=model.id,
             currency=table.currency,
+            tier=tier_label(table, tier),
             tier_max_prompt_tokens=tier.max_prompt_tokens,
-            items=items,
+            items=tuple(items),
             total=sum((item.amount for item in items), Decimal(0)),
         )

@@ -3,6 +3,8 @@
     select(request, replicas, now) -> Decision          pure: reads, never writes
     rank(request, replicas, now) -> [Decision]          pure: select's choice first, then
                                                         the rest by score (fallback order)
+    exact_tokens(request, now) -> {replica: tokens}     pure: the engine's expected cache hit
+                                                        by KV events (decision records)
     on_routed(request, replica_id, now)                 provisional prefix entries, session
     on_completed(request, replica_id, now)              refresh provisional entries, expire
     on_kv_events(batch, now)                            exact entries; resync on loss
@@ -214,6 +216,26 @@ class Router:
                 else tokens * (m.exact_blocks + w_prov * (m.blocks - m.exact_blocks))
             )
         return out
+
+    def exact_tokens(self, request: RouteRequest, now: float) -> dict[str, int]:
+        """Cached tokens each replica's engine will report for `request`, by its KV events.
+
+            exact_j = T * min(exact leading blocks of the prompt on j, (P - 1) // T)
+
+        (in units of `stride` blocks). Engines (vLLM, the simulator) compute at least the
+        prompt's last token, so a prompt whose every full block is cached hits one block
+        less than it holds. Pure; call it at decision time: once the request has reached
+        its replica, the engine's `stored` events for the request's own blocks may be
+        indexed too, and the match then counts blocks the request brought itself.
+        """
+        if not request.prefix_caching or not request.block_hashes:
+            return {}
+        size = self.settings.index.block_tokens
+        usable = max(0, request.prompt_tokens - 1) // size
+        hashes = self._indexed(request.block_hashes[:usable])
+        tokens = size * self.settings.index.stride
+        matched = self.index.match_blocks(hashes, now, exact_only=True)
+        return {rid: tokens * n for rid, n in matched.items()}
 
     def _indexed(self, hashes: Sequence[int]) -> Sequence[int]:
         """The prompt's block hashes the index keeps: every `stride`-th one."""

@@ -7,7 +7,9 @@ loop. It delegates every decision to `cluster.routing.Router`:
 
     choose_replicas(candidates, request)
         route   = RouteRequest from the request's EngineRequest (prompt length, chained
-                  block hashes; `deployments.routing.prompts`), computed once per request
+                  block hashes; `deployments.routing.prompts`), computed once per request;
+                  tokenising with a vLLM model's tokenizer runs on a worker thread, the
+                  loop awaits it (`deployments.routing.offload`)
         loads   = ReplicaLoad per candidate (`deployments.routing.loads`)
         ranked  = Router.rank(route, loads, now)
         return    [[best], [second], ...]    one replica per tier: Serve sends to the
@@ -40,6 +42,10 @@ on a value other than the index's, the router adopts it: a new routing `Router` 
 index keyed at the old size could never match the engine's events) and hashers of that
 size sharing the loaded tokenizer. This happens once, when the first replica reports.
 
+`replica_stats` maps each current replica's name to its last `record_routing_stats()`
+report. It is replaced whole (never mutated) on this router's loop, so the gateway reads
+it from its own thread at scrape time (`deployments.fleet`); a replica that left is gone.
+
 Hook exceptions are logged and swallowed: a routing bookkeeping bug must not fail the
 request Serve is sending.
 """
@@ -63,6 +69,7 @@ from cluster.routing import Decision, Router, RouteRequest
 from deployments.replica_methods import GENERATE_METHODS
 from deployments.routing.config import RouterKwargs, adopted_block_size
 from deployments.routing.loads import LoadBook
+from deployments.routing.offload import OffLoopHashing
 from deployments.routing.prompts import PromptHasher, build_hasher
 from deployments.routing.vllm_tokens import RendererLoader
 
@@ -72,8 +79,14 @@ logger = logging.getLogger("ray.serve")
 #: (a request cancelled while waiting for a replica leaves its entry behind; the oldest go).
 MAX_PENDING_ROUTES = 10_000
 #: Decision times kept for `snapshot()` (our code's share of the gateway's overhead): wall
-#: time, which includes waiting for the GIL, and this thread's CPU time.
+#: time, which includes waiting for the GIL and for the hashing worker, and this thread's
+#: CPU time (less the time spent awaiting the worker).
 LATENCY_SAMPLES = 10_000
+
+#: A routed request between `choose_replicas` and `on_request_routed`: its description,
+#: the ranking, and (with decision records on) each replica's exact cached-token
+#: prediction at decision time.
+_Routed = tuple[RouteRequest, list[Decision], dict[str, int]]
 
 
 class RoutingRequestRouter(RequestRouter):
@@ -87,6 +100,7 @@ class RoutingRequestRouter(RequestRouter):
         if config.hashing == "vllm" and config.served is not None:
             self.renderer = RendererLoader(config.served)
         self.hasher: PromptHasher = self._hasher()
+        self.hashing = OffLoopHashing()
         self.loads = LoadBook()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.feed: EventFeed | None = None
@@ -94,8 +108,9 @@ class RoutingRequestRouter(RequestRouter):
         self.decision_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decision_cpu_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max(1, config.record_decisions))
-        self._routes: OrderedDict[str, tuple[RouteRequest, list[Decision]]] = OrderedDict()
+        self._routes: OrderedDict[str, _Routed] = OrderedDict()
         self._names: dict[ReplicaID, str] = {}
+        self.replica_stats: dict[str, dict[str, Any]] = {}
 
     def _hasher(self) -> PromptHasher:
         config = self.config
@@ -132,7 +147,13 @@ class RoutingRequestRouter(RequestRouter):
         started_cpu = time.thread_time_ns()
         key = pending_request.metadata.internal_request_id
         found = self._routes.get(key)
-        route = found[0] if found is not None else self._route_of(pending_request)
+        if found is not None:
+            route: RouteRequest | None = found[0]
+        else:
+            awaited = time.thread_time_ns()
+            route = await self._route_of(pending_request)
+            # Other tasks ran on this thread while the worker tokenised: not our CPU.
+            started_cpu += time.thread_time_ns() - awaited
         if route is None:
             return [candidate_replicas]
         cache = self.replica_queue_len_cache
@@ -145,11 +166,16 @@ class RoutingRequestRouter(RequestRouter):
             )
             for r in candidate_replicas
         ]
+        now = time.monotonic()
         try:
-            ranked = self.policy.rank(route, loads, time.monotonic())
+            ranked = self.policy.rank(route, loads, now)
         except ModelyardError:
             return [candidate_replicas]
-        self._routes[key] = (route, ranked)
+        # The exact prediction is read now, as the decision saw the index: Serve calls
+        # `on_request_routed` after awaiting the replica's acceptance, by when this loop
+        # may have applied the engine's `stored` events for the request's own blocks.
+        exact = self.policy.exact_tokens(route, now) if self.config.record_decisions else {}
+        self._routes[key] = (route, ranked, exact)
         self._routes.move_to_end(key)
         while len(self._routes) > MAX_PENDING_ROUTES:
             self._routes.popitem(last=False)
@@ -159,14 +185,18 @@ class RoutingRequestRouter(RequestRouter):
         self.decision_cpu_ns.append(time.thread_time_ns() - started_cpu)
         return tiers
 
-    def _route_of(self, pending_request: PendingRequest) -> RouteRequest | None:
+    async def _route_of(self, pending_request: PendingRequest) -> RouteRequest | None:
         if pending_request.metadata.call_method not in GENERATE_METHODS:
             return None
         request = _engine_request(pending_request)
         if request is None:
             return None
         try:
-            return self.hasher.route_request(request)
+            hasher = self.hasher
+            route = await self.hashing.route(hasher, request)
+            if hasher is not self.hasher:  # the block size was adopted meanwhile
+                route = await self.hashing.route(self.hasher, request)
+            return route
         except Exception:  # the replica judges the request; place it by load alone
             return RouteRequest(request_id=request.request_id, block_hashes=(), prompt_tokens=1)
 
@@ -192,26 +222,25 @@ class RoutingRequestRouter(RequestRouter):
         found = self._routes.pop(key, None)
         if found is None:
             return
-        route, ranked = found
+        route, ranked, exact = found
         decision = next((d for d in ranked if d.replica_id == name), None)
         matched = decision.matched_tokens if decision is not None else 0.0
         now = time.monotonic()
         if self.config.record_decisions:
-            self._record(route, name, ranked, matched, now)
+            self._record(route, name, ranked, matched, exact.get(name, 0))
         self.policy.on_routed(route, name, now)
         self.loads.routed(key, name, route, round(route.prompt_tokens - matched))
 
     def _record(
-        self, route: RouteRequest, name: str, ranked: list[Decision], matched: float, now: float
+        self, route: RouteRequest, name: str, ranked: list[Decision], matched: float, exact: int
     ) -> None:
-        exact = self.policy.index.match(route.block_hashes, now).get(name)
         self.decisions.append(
             {
                 "request_id": route.request_id,
                 "replica_id": name,
                 "prompt_tokens": route.prompt_tokens,
                 "matched_tokens": matched,
-                "exact_tokens": (exact.exact_blocks if exact else 0) * self.config.block_tokens,
+                "exact_tokens": exact,
                 "first_choice": ranked[0].replica_id if ranked else None,
                 "ranked": [d.replica_id for d in ranked],
             }
@@ -245,8 +274,10 @@ class RoutingRequestRouter(RequestRouter):
                 endpoints[name] = endpoint
         if self.feed is not None:
             self.feed.sync(endpoints)
+        self.replica_stats = {self._name(r.replica_id): r.routing_stats for r in replicas}
 
     def _forget(self, name: str) -> None:
+        self.replica_stats = {k: v for k, v in self.replica_stats.items() if k != name}
         self.policy.remove_replica(name)
         self.loads.forget(name)
         if self.feed is not None:

@@ -25,6 +25,10 @@ measures them): rendering the chat template, tokenising, one blake2b per full bl
   (a template may render earlier messages differently once more follow) but tokenises
   only the text after its longest known leading run of pieces, where the tokenizer
   allows cuts (`vllm_segments`); elsewhere it is tokenised whole. Tokenising dominates.
+
+The router answers `cached` (no tokenising) on its event loop and runs `route_request`
+for the rest on a worker thread (`deployments.routing.offload`): the LRU is shared
+under a lock, the run cache is used by one tokenising caller at a time.
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ log = logging.getLogger(__name__)
 
 #: Fields of an `EngineRequest` that do not change its prompt's token ids.
 _NOT_PROMPT = {"request_id", "sampling", "max_tokens"}
+
+
+def _key(request: EngineRequest) -> bytes:
+    """128-bit digest of everything that shapes the request's prompt token ids."""
+    text = request.model_dump_json(exclude=_NOT_PROMPT)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 class RendererLoader:
@@ -122,6 +132,8 @@ class VLLMPromptHasher:
         self._stored_hashes = 0
         self.hits = 0
         self.fallbacks = 0
+        self._lock = threading.Lock()  # the LRU: the loop's lookups, a worker's stores
+        self._work = threading.Lock()  # the run caches: one tokenising caller at a time
 
     @property
     def exact(self) -> bool:
@@ -132,25 +144,44 @@ class VLLMPromptHasher:
         """Prompts that resumed from a cached leading run of pieces (`vllm_segments`)."""
         return self._segments.hits if self._segments is not None else 0
 
+    def cached(self, request: EngineRequest) -> RouteRequest | None:
+        """The route without tokenising: proxy hashes until the renderer loads, a
+        repeated prompt from the LRU; None for a prompt that needs the tokenizer."""
+        if self.loader.renderer is None:
+            return self.proxy.route_request(request)
+        key = _key(request)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is None:
+                return None
+            self._cache.move_to_end(key)
+            self.hits += 1
+        return self._route(request, found)
+
     def route_request(self, request: EngineRequest) -> RouteRequest:
+        """Safe from several threads (the loop's `cached` and a worker's call of this)."""
         renderer = self.loader.renderer
         if renderer is None:
             return self.proxy.route_request(request)
-        key = hashlib.blake2b(
-            request.model_dump_json(exclude=_NOT_PROMPT).encode("utf-8"), digest_size=16
-        ).digest()
-        found = self._cache.get(key)
-        if found is not None:
-            self._cache.move_to_end(key)
-            self.hits += 1
-        else:
-            try:
-                tokens, hashes = self._blocks(renderer, request)
-            except Exception:  # the replica judges the request; hash it provisionally
-                self.fallbacks += 1
-                return self.proxy.route_request(request)
+        key = _key(request)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                self.hits += 1
+        if found is None:
+            with self._work:  # also keeps the proxy's run cache to one caller
+                try:
+                    tokens, hashes = self._blocks(renderer, request)
+                except Exception:  # the replica judges the request; hash it provisionally
+                    self.fallbacks += 1
+                    return self.proxy.route_request(request)
             found = (tokens, array("Q", hashes))
-            self._store(key, found)
+            with self._lock:
+                self._store(key, found)
+        return self._route(request, found)
+
+    def _route(self, request: EngineRequest, found: tuple[int, array[int]]) -> RouteRequest:
         tokens, hashes_array = found
         return RouteRequest(
             request_id=request.request_id,

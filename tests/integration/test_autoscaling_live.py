@@ -6,8 +6,12 @@
   replicas, and a request sent then is answered once a replica has woken up, not refused.
 
 Replica counts are read from the gateway's `GET /debug/routing` (the request router's
-running replicas). The cluster file shortens every window and delay so the whole test
-takes about two minutes; every wait is bounded and the process group is killed at the end.
+running replicas). The gateway's `/metrics` shows the policy's decisions as
+`modelyard_desired_replicas` (0 for the idle model, though its file says `replicas: 1`;
+at least 3 during the burst) and lists every replica in `modelyard_replica_*`; scraping
+it does not wake the model at zero. The cluster file shortens every window and delay so
+the whole test takes about two minutes; every wait is bounded and the process group is
+killed at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.live import MISTRAL, QWEN, free_port
 from tests.integration.up_process import UpProcess
@@ -30,6 +35,8 @@ pytestmark = pytest.mark.integration
 
 READY_TIMEOUT_S = 180.0
 SCALE_TIMEOUT_S = 120.0
+#: /metrics reads Serve's target counts at most every 5 s (deployments.fleet).
+METRICS_TIMEOUT_S = 20.0
 READY_LINE = "Press Ctrl-C to stop."
 
 FAST = {
@@ -100,6 +107,27 @@ def replicas(base: str, model: str) -> int | None:
     return None if snapshot is None else len(snapshot["replicas"])
 
 
+def scrape(base: str) -> dict[str, dict[str, list[float]]]:
+    """/metrics: sample name -> model -> values (one per replica or state)."""
+    reply = requests.get(f"{base}/metrics", timeout=10)
+    assert reply.status_code == 200, reply.text
+    out: dict[str, dict[str, list[float]]] = {}
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            model = sample.labels.get("model", "")
+            out.setdefault(sample.name, {}).setdefault(model, []).append(sample.value)
+    return out
+
+
+def desired(base: str, model: str) -> int | None:
+    values = scrape(base).get("modelyard_desired_replicas", {}).get(model)
+    return None if not values else int(values[0])
+
+
+def exported_replicas(base: str, model: str) -> int:
+    return len(scrape(base).get("modelyard_replica_requests_running", {}).get(model, []))
+
+
 def wait_for(predicate: Any, timeout_s: float, what: str) -> list[int | None]:
     seen: list[int | None] = []
     deadline = time.monotonic() + timeout_s
@@ -137,6 +165,7 @@ def test_burst_scales_out_and_back_and_zero_wakes_up(tmp_path: Path) -> None:
 
         # Scale to zero: QWEN is idle; after scale_to_zero_idle_s it has no replica.
         wait_for(lambda: (n := replicas(base, QWEN), n == 0), SCALE_TIMEOUT_S, "QWEN at zero")
+        wait_for(lambda: (d := desired(base, QWEN), d == 0), METRICS_TIMEOUT_S, "QWEN desired 0")
 
         # A burst: 24 clients keep ~24 requests ongoing (target 4 per replica).
         threads = [threading.Thread(target=client, daemon=True) for _ in range(24)]
@@ -147,6 +176,16 @@ def test_burst_scales_out_and_back_and_zero_wakes_up(tmp_path: Path) -> None:
                 lambda: (n := replicas(base, MISTRAL), (n or 0) >= 3),
                 SCALE_TIMEOUT_S,
                 "MISTRAL scaled out to >= 3 replicas",
+            )
+            wait_for(
+                lambda: (d := desired(base, MISTRAL), (d or 0) >= 3),
+                METRICS_TIMEOUT_S,
+                "MISTRAL desired >= 3 on /metrics",
+            )
+            wait_for(
+                lambda: (n := exported_replicas(base, MISTRAL), n >= 3),
+                METRICS_TIMEOUT_S,
+                "MISTRAL's replicas on /metrics",
             )
         finally:
             stop.set()

@@ -8,12 +8,6 @@ shares nothing with the session cluster of the other integration tests. About 30
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,37 +16,19 @@ from cluster.config.catalog import load_builtin_catalog
 from cluster.config.loader import parse_config
 from cluster.placement import layout_violations, plan_for
 from deployments.placement import ReplicaPlacement
+from tests.integration.cluster_script import run_cluster_script
 from tests.integration.helm_serve_config import MODELS
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="my-helm-", dir="/tmp") as tmp:
-        env = {
-            **os.environ,
-            "RAY_TMPDIR": tmp,
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("RAY_ADDRESS", None)
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.integration.helm_serve_config"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
-    assert done.returncode == 0, done.stderr[-4000:]
-    last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
-    result: dict[str, Any] = json.loads(last)
-    return result
+    return run_cluster_script(
+        "tests.integration.helm_serve_config", prefix="my-helm-", timeout_s=TIMEOUT_S
+    )
 
 
 def test_application_from_serve_config_runs(report: dict[str, Any]) -> None:

@@ -7,49 +7,23 @@ by any other `ray.init()` on this machine.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cluster.placement import PlacementPlan, layout_violations
+from tests.integration.cluster_script import run_cluster_script
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240
 
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="my-mn-", dir="/tmp") as tmp:
-        env = {
-            **os.environ,
-            "RAY_TMPDIR": tmp,
-            "RAY_USAGE_STATS_ENABLED": "0",
-            # cluster_utils nodes listen on 127.0.0.1; without this, Ray rewrites a loopback
-            # address to the host's external IP when the driver connects (services.py).
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("RAY_ADDRESS", None)
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.integration.multinode_placement"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
-    assert done.returncode == 0, done.stderr[-4000:]
-    last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
-    result: dict[str, Any] = json.loads(last)
-    return result
+    return run_cluster_script(
+        "tests.integration.multinode_placement", prefix="my-mn-", timeout_s=TIMEOUT_S
+    )
 
 
 def test_replica_reaches_running(report: dict[str, Any]) -> None:

@@ -341,3 +341,54 @@ async def test_the_serve_router_adopts_the_engines_block_size(
     snapshot = router.snapshot()
     assert snapshot["tokenizer"] == {"state": "ready", "error": None}
     assert (snapshot["hashing"], snapshot["block_tokens"]) == ("vllm", block)
+
+
+async def test_new_prompts_hash_off_the_loop_to_the_same_hashes(loader: RendererLoader) -> None:
+    """The real tokenizer on the router's worker threads: the loop keeps running while
+    new prompts are tokenised (a ticker started after the requests ticks before they are
+    all done; hashing on the loop would finish them first), and every request gets the
+    hashes a lone synchronous call gives it."""
+    from deployments.routing.offload import OffLoopHashing
+
+    requests = [
+        chat(system("You are terse."), user(f"Question {i}: " + "the router's words " * 150))
+        for i in range(16)
+    ]
+    hasher = VLLMPromptHasher(loader, block_tokens=16, prefix_caching=True)
+    hashing = OffLoopHashing(workers=2)
+    finished = 0
+    in_flight_ticks = 0
+
+    async def route(request: EngineRequest) -> Any:
+        nonlocal finished
+        result = await hashing.route(hasher, request)
+        finished += 1
+        return result
+
+    async def ticker() -> None:
+        nonlocal in_flight_ticks
+        while finished < len(requests):
+            in_flight_ticks += 1
+            await asyncio.sleep(0)
+
+    try:
+        tasks = [asyncio.ensure_future(route(r)) for r in requests]
+        tick = asyncio.ensure_future(ticker())
+        routes = await asyncio.gather(*tasks)
+        await tick
+    finally:
+        hashing.close()
+    assert in_flight_ticks > 0
+    assert hashing.offloaded == len(requests)
+    reference = VLLMPromptHasher(loader, block_tokens=16, prefix_caching=True)
+    for request, got in zip(requests, routes, strict=True):
+        expected = reference.route_request(request)
+        assert got.request_id == request.request_id
+        assert (got.prompt_tokens, list(got.block_hashes)) == (
+            expected.prompt_tokens,
+            list(expected.block_hashes),
+        )
+        assert got.prompt_tokens > 16 * 4
+    # A repeat is a lookup, answered on the loop.
+    again = await OffLoopHashing().route(hasher, requests[0])
+    assert list(again.block_hashes) == list(routes[0].block_hashes)

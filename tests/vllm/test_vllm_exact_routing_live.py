@@ -109,7 +109,13 @@ def exact_blocks(base: str) -> int:
 
 def test_the_gateways_router_predicts_vllms_cache_hit(cluster: LocalCluster) -> None:
     base = cluster.base_url
-    chat(base, [{"role": "user", "content": "warm up"}])  # builds the gateway's router
+    # Builds the gateway's router. Short and without tools, so vLLM caches no full block
+    # before the router has subscribed: events published before a subscription are not
+    # replayed, and a block the router never heard of would make its prediction short.
+    warm_up = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    reply = requests.post(f"{base}/v1/chat/completions", json=warm_up, timeout=HTTP_TIMEOUT_S)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["usage"]["prompt_tokens"] < CPU_BLOCK_SIZE
     snapshot = wait_for(lambda: exact_and_subscribed(router(base)) and router(base), 90.0, "ready")
     assert (snapshot["hashing"], snapshot["kv_events"]) == ("vllm", True)
     assert snapshot["tokenizer"] == {"state": "ready", "error": None}
@@ -136,6 +142,6 @@ def test_the_gateways_router_predicts_vllms_cache_hit(cluster: LocalCluster) -> 
             15.0,
             "exact entries from KV events",
         )
-    # The tools block opens every prompt here (shared with the warm-up); the long system
-    # prompt is new on the first request and cached on the second.
+    # The tools block and the long system prompt are new on the first request and cached
+    # on the second.
     assert cached_tokens[1] >= cached_tokens[0] + 2 * CPU_BLOCK_SIZE

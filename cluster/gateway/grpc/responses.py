@@ -3,7 +3,9 @@
 Field for field the same content as the HTTP API's JSON: optional keys that JSON omits stay
 unset here (`HasField` is false), `finish_reason` null is `FINISH_REASON_UNSPECIFIED`, and
 `usage.prompt_tokens_details.cached_tokens` is flattened to `Usage.cached_tokens`.
-`cost` is filled by `cost_to_proto` from a pricing `Quote` where the core attaches one.
+`cost` is set wherever `usage` is (the unary response, a stream's final chunk), from the
+response's `usage.cost_details` (`usage_cost_to_proto`): exact decimal strings, or
+`priced: false` with the reason for a model without prices.
 """
 
 from __future__ import annotations
@@ -67,6 +69,32 @@ def cost_to_proto(quote: Quote | None) -> common_pb2.Cost:
     return cost
 
 
+def usage_cost_to_proto(usage: CompletionUsage) -> common_pb2.Cost | None:
+    """The `Cost` of a response's usage, or None when the core attached no cost details."""
+    details = usage.cost_details
+    if details is None:
+        return None
+    if usage.cost is None or details.currency is None:
+        return common_pb2.Cost(priced=False, note=details.reason or NO_PRICE_NOTE)
+    cost = common_pb2.Cost(
+        priced=True,
+        currency=details.currency,
+        total=str(usage.cost),
+        lines=[
+            common_pb2.CostLine(
+                kind=line.kind,
+                tokens=line.tokens,
+                unit_price=str(line.unit_price),
+                amount=str(line.amount),
+            )
+            for line in details.items
+        ],
+    )
+    if details.tier_max_prompt_tokens is not None:
+        cost.tier_max_prompt_tokens = details.tier_max_prompt_tokens
+    return cost
+
+
 def _tool_calls(message: ChatMessageOut) -> list[chat_pb2.ToolCall]:
     return [
         chat_pb2.ToolCall(
@@ -100,6 +128,9 @@ def _with_body(out: Out, body: _Body) -> Out:
         out.system_fingerprint = body.system_fingerprint
     if body.usage is not None:
         out.usage.CopyFrom(usage_to_proto(body.usage))
+        cost = usage_cost_to_proto(body.usage)
+        if cost is not None:
+            out.cost.CopyFrom(cost)
     return out
 
 

@@ -120,9 +120,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self, request: chat_pb2.ChatRequest, context: ServicerContext
     ) -> chat_pb2.ChatCompletion:
         try:
-            await self._principal(context)
+            caller = await self._principal(context)
             parsed = chat_request(request, stream=False)
-            response = await _bounded(self._service.chat(parsed), deadline_of(context))
+            response = await _bounded(self._service.chat(parsed, caller), deadline_of(context))
             return chat_completion_to_proto(response)
         except Exception as err:
             await abort_with(context, err)
@@ -131,9 +131,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self, request: chat_pb2.ChatRequest, context: ServicerContext
     ) -> AsyncIterator[chat_pb2.ChatChunk]:
         try:
-            await self._principal(context)
+            caller = await self._principal(context)
             parsed = chat_request(request, stream=True)
-            chunks = self._service.stream_chat(parsed)
+            chunks = self._service.stream_chat(parsed, caller)
             async for chunk in _stream(chunks, chat_chunk_to_proto, deadline_of(context)):
                 yield chunk
         except Exception as err:
@@ -143,9 +143,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self, request: completion_pb2.CompletionRequest, context: ServicerContext
     ) -> completion_pb2.Completion:
         try:
-            await self._principal(context)
+            caller = await self._principal(context)
             parsed = completion_request(request, stream=False)
-            response = await _bounded(self._service.complete(parsed), deadline_of(context))
+            response = await _bounded(self._service.complete(parsed, caller), deadline_of(context))
             return completion_to_proto(response)
         except Exception as err:
             await abort_with(context, err)
@@ -154,9 +154,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self, request: completion_pb2.CompletionRequest, context: ServicerContext
     ) -> AsyncIterator[completion_pb2.Completion]:
         try:
-            await self._principal(context)
+            caller = await self._principal(context)
             parsed = completion_request(request, stream=True)
-            events = self._service.stream_complete(parsed)
+            events = self._service.stream_complete(parsed, caller)
             async for event in _stream(events, completion_to_proto, deadline_of(context)):
                 yield event
         except Exception as err:

@@ -1,19 +1,21 @@
 """`cluster.errors` ↔ gRPC status codes: the one translation at the gRPC edge.
 
     InvalidRequest (ContextLengthExceeded, MalformedJSON)  INVALID_ARGUMENT
-    ModelNotFound                                          NOT_FOUND
+    ModelNotFound, NotFound                                NOT_FOUND
     Unauthenticated                                        UNAUTHENTICATED
     PermissionDenied                                       PERMISSION_DENIED
+    BudgetExhausted                                        FAILED_PRECONDITION
     RateLimited, PayloadTooLarge, HeadersTooLarge          RESOURCE_EXHAUSTED
-    EngineUnavailable (Overloaded)                         UNAVAILABLE
+    EngineUnavailable (Overloaded), LedgerUnavailable      UNAVAILABLE
     DeadlineExceeded, RequestTimeout                       DEADLINE_EXCEEDED
     anything else                                          INTERNAL (a generic message)
 
 The details string is the error's message (the same text the HTTP API sends); trailing
 metadata carries what a program needs: `modelyard-error-kind` (the class name, so a client
 can rebuild the typed error), `modelyard-error-code` and `modelyard-error-param` (set only
-when the error has them), and for an error with `retry_after_s` (Overloaded) gRPC's own
-server pushback key `grpc-retry-pushback-ms`, which gRPC's retry policy honours. The
+when the error has them); an error that knows when to retry (`retry_after_s`: RateLimited,
+Overloaded) adds `retry-after` (seconds) and gRPC's own server pushback key
+`grpc-retry-pushback-ms` (milliseconds), which gRPC's retry policy honours. The
 most specific class wins (ContextLengthExceeded is an InvalidRequest), because the table is
 searched along the error's MRO.
 """
@@ -25,13 +27,16 @@ from collections.abc import Sequence
 import grpc
 
 from cluster.errors import (
+    BudgetExhausted,
     DeadlineExceeded,
     EngineUnavailable,
     ErrorInfo,
     HeadersTooLarge,
     InvalidRequest,
+    LedgerUnavailable,
     ModelNotFound,
     ModelyardError,
+    NotFound,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
@@ -42,20 +47,24 @@ from cluster.errors import (
 KIND_KEY = "modelyard-error-kind"
 CODE_KEY = "modelyard-error-code"
 PARAM_KEY = "modelyard-error-param"
-PUSHBACK_KEY = "grpc-retry-pushback-ms"
+RETRY_AFTER_KEY = "retry-after"  # seconds (HTTP's Retry-After)
+PUSHBACK_KEY = "grpc-retry-pushback-ms"  # the same, for gRPC's retry policy
 
 Metadata = tuple[tuple[str, str], ...]
 
 STATUS_BY_ERROR: dict[type[ModelyardError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    NotFound: grpc.StatusCode.NOT_FOUND,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    BudgetExhausted: grpc.StatusCode.FAILED_PRECONDITION,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     HeadersTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
+    LedgerUnavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
@@ -67,6 +76,7 @@ ERROR_BY_STATUS: dict[grpc.StatusCode, type[ModelyardError]] = {
     grpc.StatusCode.NOT_FOUND: ModelNotFound,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.FAILED_PRECONDITION: BudgetExhausted,
     grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
     grpc.StatusCode.UNAVAILABLE: EngineUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
@@ -100,6 +110,7 @@ def trailers_of(err: ModelyardError) -> Metadata:
     if err.param is not None:
         pairs.append((PARAM_KEY, err.param))
     if err.retry_after_s is not None:
+        pairs.append((RETRY_AFTER_KEY, str(err.retry_after_s)))
         pairs.append((PUSHBACK_KEY, str(err.retry_after_s * 1000)))
     return tuple(pairs)
 
@@ -117,9 +128,9 @@ def error_from_status(
             kind=kind, message=message, param=found.get(PARAM_KEY), code=found.get(CODE_KEY)
         )
         err = info.to_exception()
-        pushback = found.get(PUSHBACK_KEY, "")
-        if pushback.isdigit():
-            err.retry_after_s = max(1, -(-int(pushback) // 1000))
+        retry_after = found.get(RETRY_AFTER_KEY, "")
+        if retry_after.isdigit():
+            err.retry_after_s = int(retry_after)
         return err
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in message:
         return PayloadTooLarge(message)

@@ -12,8 +12,9 @@ service themselves (tests that capture spans).
 Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
 GET /models, GET /models/{id} (ids contain '/'); and GET /openapi.json (the API's OpenAPI
 document, `cluster.http.openapi`), GET /health (200, or 503 when any model is unhealthy,
-with per-model status), GET /metrics (Prometheus text: the gateway's metrics,
-then the engines' own, e.g. vLLM's `vllm:*`, when the backend offers `engine_metrics()`).
+with per-model status), GET /metrics (Prometheus text: the gateway's metrics, with every
+model replica's load when the backend offers `fleet()` (`cluster.gateway.telemetry.fleet`),
+then the engines' own, e.g. vLLM's `vllm:*`, when it offers `engine_metrics()`).
 
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
 OpenAI error object otherwise; /health and /metrics stay open); `app.state` holds the
@@ -30,7 +31,9 @@ stream nobody reads is cut off). Request bodies are read raw and bounded
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -45,13 +48,17 @@ from cluster.api.schema import ChatCompletionRequest, CompletionRequest
 from cluster.api.validation import parse_chat_request, parse_completion_request
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ModelyardError
-from cluster.gateway.auth import Authenticator, OpenAccess, build_authenticator
+from cluster.gateway.auth import Authenticator, OpenAccess, Principal, build_authenticator
+from cluster.gateway.auth.managed import build_key_authenticator
+from cluster.gateway.auth.ratelimit import RateLimiter
 from cluster.gateway.http.body import read_body
 from cluster.gateway.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
+from cluster.gateway.http.ledger_routes import add_ledger_routes
 from cluster.gateway.http.limits import ClientLimits, HeaderLimits
 from cluster.gateway.http.openapi import openapi_document
 from cluster.gateway.http.streaming import EventStreamResponse
 from cluster.gateway.service import GatewayService, ModelBackend
+from cluster.gateway.service.ledger_meter import LedgerMeter
 from cluster.gateway.service.limits import RequestLimits
 from cluster.gateway.telemetry import (
     GatewayMetrics,
@@ -59,6 +66,8 @@ from cluster.gateway.telemetry import (
     build_tracer_provider,
     tracer_from,
 )
+from cluster.gateway.telemetry.fleet import FleetSource
+from cluster.ledger.runtime import Ledger, ledger_enabled, open_ledger
 
 API_PREFIXES = ("/v1", "/api/v1")
 #: The generating routes (what routers place and proxy), under every prefix.
@@ -100,6 +109,7 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     authenticator: Authenticator | None = None,
     engine_metrics: EngineMetrics | None = None,
+    fleet: FleetSource | None = None,
     client_limits: ClientLimits | None = None,
 ) -> FastAPI:
     @asynccontextmanager
@@ -133,16 +143,16 @@ def create_app(
     async def generate(
         request: Request,
         parse: Callable[[bytes], R],
-        whole: Callable[[R], Awaitable[BaseModel]],
-        streamed: Callable[[R], AsyncGenerator[BaseModel, None]],
+        whole: Callable[[R, Principal], Awaitable[BaseModel]],
+        streamed: Callable[[R, Principal], AsyncGenerator[BaseModel, None]],
     ) -> Response:
         """Authenticate, read and validate the body, answer whole or as an event stream."""
-        await auth.authenticate(request.headers.get("authorization"))
+        caller = await auth.authenticate(request.headers.get("authorization"))
         parsed = parse(await read_body(request, max_bytes, limits.body_timeout_s))
         headers = engine_headers(parsed.model)
         if parsed.stream:
-            return await _streamed(streamed(parsed), headers, limits.send_timeout_s)
-        return _json(await whole(parsed), headers)
+            return await _streamed(streamed(parsed, caller), headers, limits.send_timeout_s)
+        return _json(await whole(parsed, caller), headers)
 
     async def chat_completions(request: Request) -> Response:
         return await generate(request, parse_chat_request, service.chat, service.stream_chat)
@@ -179,6 +189,8 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_route() -> Response:
+        if fleet is not None:  # every model replica's load (bounded; never fails the scrape)
+            await metrics.fleet.refresh(fleet)
         body = metrics.render()
         if engine_metrics is not None:  # the engines' own metrics (vLLM's vllm:*)
             try:
@@ -200,13 +212,29 @@ def create_app(
 
 
 def build_gateway_app(
-    config: ClusterConfig, served: list[ServedModel], backend: ModelBackend
+    config: ClusterConfig,
+    served: list[ServedModel],
+    backend: ModelBackend,
+    *,
+    environ: Mapping[str, str] | None = None,
+    ledger_owner: str | None = None,
 ) -> FastAPI:
-    """The gateway app for `served` models reached through `backend` (module docstring)."""
+    """The gateway app for `served` models reached through `backend` (module docstring).
+
+    With a ledger (`cluster.ledger.runtime.ledger_enabled`: keys mode or a ledger URL in
+    the environment) every request is metered and recorded, and the ledger routes are
+    added (`cluster.gateway.http.ledger_routes`); the ledger closes with the app."""
+    env = os.environ if environ is None else environ
     metrics = GatewayMetrics()
     provider = build_tracer_provider(config.telemetry)
     observer = RequestObserver(metrics, tracer_from(provider))
     gateway = config.gateway
+    ledger = open_ledger(config, env, owner=ledger_owner) if ledger_enabled(config, env) else None
+    authenticator = (
+        build_key_authenticator(config.auth, ledger.keys)
+        if ledger is not None and ledger.keys is not None
+        else build_authenticator(config.auth)
+    )
     service = GatewayService(
         served,
         backend,
@@ -214,14 +242,40 @@ def build_gateway_app(
         timeout_s=gateway.request_timeout_s,
         stall_timeout_s=gateway.stall_timeout_s,
         limits=RequestLimits.of(gateway),
+        meter=None if ledger is None else ledger_meter(ledger),
     )
-    return create_app(
+    app = create_app(
         service,
         health=backend.health,
         metrics=metrics,
         max_body_bytes=config.gateway.max_body_bytes,
         tracer_provider=provider,
-        authenticator=build_authenticator(config.auth),
+        authenticator=authenticator,
         engine_metrics=getattr(backend, "engine_metrics", None),
+        fleet=getattr(backend, "fleet", None),
         client_limits=ClientLimits.of(gateway),
     )
+    if ledger is not None:
+        add_ledger_routes(app, authenticator, ledger.queries, ledger.keys, API_PREFIXES)
+        close_with_app(app, ledger.close)
+        app.state.ledger = ledger
+    return app
+
+
+def ledger_meter(ledger: Ledger) -> LedgerMeter:
+    return LedgerMeter(ledger.writer, owner=ledger.owner, limiter=RateLimiter(time.monotonic))
+
+
+def close_with_app(app: FastAPI, close: Callable[[], None]) -> None:
+    """Run `close` (on a thread) after the app's own shutdown."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with inner(running):
+                yield
+        finally:
+            await asyncio.to_thread(close)
+
+    app.router.lifespan_context = lifespan

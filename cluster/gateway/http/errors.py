@@ -25,7 +25,8 @@ logger = logging.getLogger("cluster.gateway.http")
 
 
 def error_response(err: ModelyardError, headers: dict[str, str] | None = None) -> Response:
-    """`err` as OpenAI's error object; one with `retry_after_s` also sends `Retry-After`."""
+    """`err` as OpenAI's error object; one with `retry_after_s` (RateLimited, Overloaded)
+    also sends `Retry-After`."""
     if err.retry_after_s is not None:
         headers = {**(headers or {}), "retry-after": str(err.retry_after_s)}
     return json_error(ErrorResponse.of(err), err.http_status, headers)

@@ -5,8 +5,8 @@ name → check `max_tokens` against the context window (the engine checks the pr
 only it can tokenise) → fan `n` out into EngineRequests → merge the choice streams →
 per-choice deltas (reasoning split, tool calls) → the OpenAI response, or its chunks. Chat
 and completions run that one path (`_respond`, `_stream`); they differ only in the body
-class and in how one choice is assembled (`_chat_choice`, `_text_choice`) or streamed
-(`_chat_piece`, `_text_piece`).
+class and in how one choice is assembled (`bodies.chat_choice`, `text_choice`) or
+streamed (`chat_piece`, `text_piece`).
 
 Streaming methods are async generators that do all of that lazily: an error the engine
 raises before its first chunk surfaces on the first `anext()`, before a front door has
@@ -41,21 +41,23 @@ from cluster.api.schema import ChatCompletionRequest, CompletionRequest
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineRequest, Usage
 from cluster.errors import ContextLengthExceeded, ModelNotFound, ModelyardError
+from cluster.gateway.auth.protocol import ANONYMOUS, Principal
 from cluster.gateway.service.backend import ModelBackend
+from cluster.gateway.service.billing import Billing, partial_usage
+from cluster.gateway.service.bodies import chat_choice, chat_piece, text_choice, text_piece
 from cluster.gateway.service.choices import (
     ChoiceState,
     Delta,
-    MessageBuilder,
-    chat_logprobs,
     combine_usage,
-    completion_logprobs,
     require_finished,
 )
 from cluster.gateway.service.limits import RequestLimits
+from cluster.gateway.service.metering import Meter, NoMeter, Ticket
 from cluster.gateway.service.requests import chat_engine_requests, completion_engine_requests
 from cluster.gateway.service.resolver import ModelResolver, ResolvedModel
 from cluster.gateway.service.streams import merge_choices
 from cluster.gateway.telemetry.observer import Observation, RequestObserver
+from cluster.pricing import PriceBook
 
 AnyRequest = ChatCompletionRequest | CompletionRequest
 #: A response or chunk class, and the choice type it holds.
@@ -97,13 +99,25 @@ class _Call:
     requests: list[EngineRequest]
     group_size: int  # choices per prompt (n): they share one prompt, counted once
     states: list[ChoiceState] = field(default_factory=list)
+    produced: list[int] = field(default_factory=list)  # engine chunks with text, per choice
+    ticket: Ticket | None = None
 
     def usage(self) -> Usage:
         return combine_usage(require_finished(self.states), self.group_size)
 
-    def succeed(self, obs: Observation, usage: Usage) -> None:
+    def used_so_far(self) -> Usage:
+        return partial_usage(self.states, self.produced, self.group_size)
+
+    def succeed(self, obs: Observation, usage: Usage, billed: CompletionUsage) -> None:
         reasons = [state.finish_reason or "" for state in self.states]
-        obs.succeed(response_id=self.header["id"], finish_reasons=reasons, usage=usage)
+        details = billed.cost_details
+        obs.succeed(
+            response_id=self.header["id"],
+            finish_reasons=reasons,
+            usage=usage,
+            cost=billed.cost,
+            currency=None if details is None else details.currency,
+        )
 
 
 class GatewayService:
@@ -117,8 +131,10 @@ class GatewayService:
         stall_timeout_s: float | None = None,
         limits: RequestLimits | None = None,
         wall_clock: Callable[[], float] = time.time,
+        meter: Meter | None = None,
     ) -> None:
         self.resolver = ModelResolver(served)
+        self.billing = Billing(PriceBook(served), meter or NoMeter())
         self._backend = backend
         self._observer = observer
         self._timeout_s = timeout_s
@@ -159,30 +175,40 @@ class GatewayService:
 
     # ---- chat and completions ----------------------------------------------------------
 
-    async def chat(self, request: ChatCompletionRequest) -> ChatCompletion:
-        return await self._respond(request, ChatCompletion, _chat_choice)
+    async def chat(
+        self, request: ChatCompletionRequest, caller: Principal = ANONYMOUS
+    ) -> ChatCompletion:
+        return await self._respond(request, ChatCompletion, chat_choice, caller)
 
     def stream_chat(
-        self, request: ChatCompletionRequest
+        self, request: ChatCompletionRequest, caller: Principal = ANONYMOUS
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
-        return self._stream(request, ChatCompletionChunk, _chat_piece)
+        return self._stream(request, ChatCompletionChunk, chat_piece, caller)
 
-    async def complete(self, request: CompletionRequest) -> Completion:
-        return await self._respond(request, Completion, _text_choice)
+    async def complete(
+        self, request: CompletionRequest, caller: Principal = ANONYMOUS
+    ) -> Completion:
+        return await self._respond(request, Completion, text_choice, caller)
 
-    def stream_complete(self, request: CompletionRequest) -> AsyncGenerator[CompletionChunk, None]:
-        return self._stream(request, CompletionChunk, _text_piece)
+    def stream_complete(
+        self, request: CompletionRequest, caller: Principal = ANONYMOUS
+    ) -> AsyncGenerator[CompletionChunk, None]:
+        return self._stream(request, CompletionChunk, text_piece, caller)
 
     async def _respond(
         self,
         request: AnyRequest,
         body: type[B],
         choice: Callable[[int, list[Delta], ChoiceState], C],
+        caller: Principal,
     ) -> B:
-        """The whole response: every choice's deltas collected, then `choice` of each."""
+        """The whole response: every choice's deltas collected, then `choice` of each; the
+        ledger record is durable before the response is returned."""
         obs = self._observe(request)
+        call: _Call | None = None
         try:
             call = self._open(obs, request)
+            call.ticket = await self._admit(call, request, caller)
             deltas: list[list[Delta]] = [[] for _ in call.requests]
             async with aclosing(self._deltas(obs, call, request)) as stream:
                 async for index, delta in stream:
@@ -191,11 +217,13 @@ class GatewayService:
             choices = [
                 choice(i, d, s) for i, (d, s) in enumerate(zip(deltas, call.states, strict=True))
             ]
-            response = body(**call.header, choices=choices, usage=CompletionUsage.of(usage))
+            billed = await self._complete(call, usage)
+            response = body(**call.header, choices=choices, usage=billed)
         except BaseException as exc:
+            await self._abandon(call, exc)
             _settle(obs, exc)
             raise
-        call.succeed(obs, usage)
+        call.succeed(obs, usage, billed)
         return response
 
     async def _stream(
@@ -203,25 +231,57 @@ class GatewayService:
         request: AnyRequest,
         body: type[B],
         piece: Callable[[int, Delta], C | None],
+        caller: Principal,
     ) -> AsyncGenerator[B, None]:
-        """One chunk per delta `piece` keeps, then the usage-only chunk if asked for."""
+        """One chunk per delta `piece` keeps, then the usage-only chunk if asked for.
+
+        A choice's finishing chunk is held back until the ledger record is durable, so no
+        client sees the end of a response the ledger does not hold."""
         obs = self._observe(request)
+        call: _Call | None = None
         try:
             call = self._open(obs, request)
+            call.ticket = await self._admit(call, request, caller)
+            held: list[B] = []
             async with aclosing(self._deltas(obs, call, request)) as deltas:
                 async for index, delta in deltas:
                     kept = piece(index, delta)
-                    if kept is not None:
-                        yield body(**call.header, choices=[kept], usage=None)
+                    if kept is None:
+                        continue
+                    chunk = body(**call.header, choices=[kept], usage=None)
+                    if delta.finish_reason is not None:
+                        held.append(chunk)
+                    else:
+                        yield chunk
             usage = call.usage()
+            billed = await self._complete(call, usage)
+            for chunk in held:
+                yield chunk
             if request.include_usage:
-                yield body(**call.header, choices=[], usage=CompletionUsage.of(usage))
+                yield body(**call.header, choices=[], usage=billed)
         except BaseException as exc:
+            await self._abandon(call, exc)
             _settle(obs, exc)
             raise
-        call.succeed(obs, usage)
+        call.succeed(obs, usage, billed)
 
     # ---- shared ------------------------------------------------------------------------
+
+    async def _admit(self, call: _Call, request: AnyRequest, caller: Principal) -> Ticket:
+        model = call.resolved.model
+        return await self.billing.admit(caller, model, request, call.header["id"])
+
+    async def _complete(self, call: _Call, usage: Usage) -> CompletionUsage:
+        assert call.ticket is not None
+        ticket, call.ticket = call.ticket, None  # recorded once, whatever happens next
+        return await self.billing.complete(ticket, usage)
+
+    async def _abandon(self, call: _Call | None, exc: BaseException) -> None:
+        """Record a request that was admitted but did not complete (`Billing.abandon`)."""
+        if call is None or call.ticket is None:
+            return
+        ticket, call.ticket = call.ticket, None
+        await self.billing.abandon(ticket, call.used_so_far(), exc)
 
     def _observe(self, request: AnyRequest) -> Observation:
         asked = request.requested_max_tokens
@@ -291,6 +351,7 @@ class GatewayService:
             )
             for _ in call.requests
         ]
+        call.produced = [0] * len(call.requests)
         model = call.resolved.model
         streams = [
             self._backend.generate(model, engine_request) for engine_request in call.requests
@@ -301,6 +362,8 @@ class GatewayService:
         async with aclosing(merged_streams) as merged:
             async for index, chunk in merged:
                 obs.first_token()
+                if chunk.text or chunk.reasoning or chunk.tool_calls:
+                    call.produced[index] += 1
                 yield index, call.states[index].step(chunk)
 
 
@@ -314,44 +377,3 @@ def _settle(obs: Observation, exc: BaseException) -> None:
         obs.fail(internal_error())
     else:
         obs.cancel()
-
-
-def _chat_choice(index: int, deltas: list[Delta], state: ChoiceState) -> ChatChoice:
-    builder = MessageBuilder()
-    for delta in deltas:
-        builder.add(delta)
-    logprobs = chat_logprobs(deltas) if state.logprobs else None
-    return ChatChoice(
-        index=index, message=builder.message(), finish_reason=state.finish_reason, logprobs=logprobs
-    )
-
-
-def _chat_piece(index: int, delta: Delta) -> ChatChunkChoice | None:
-    """Every first delta is sent, even a bare one: it tells the client the role."""
-    if not delta.first and delta.empty:
-        return None
-    return ChatChunkChoice(
-        index=index,
-        delta=delta.chat_delta(),
-        finish_reason=delta.finish_reason,
-        logprobs=delta.chat_logprobs(),
-    )
-
-
-def _text_choice(index: int, deltas: list[Delta], state: ChoiceState) -> CompletionChoice:
-    text = "".join(delta.content for delta in deltas)
-    logprobs = completion_logprobs(deltas) if state.logprobs else None
-    return CompletionChoice(
-        index=index, text=text, finish_reason=state.finish_reason, logprobs=logprobs
-    )
-
-
-def _text_piece(index: int, delta: Delta) -> CompletionChoice | None:
-    if not (delta.content or delta.finish_reason or delta.logprobs):
-        return None
-    return CompletionChoice(
-        index=index,
-        text=delta.content,
-        finish_reason=delta.finish_reason,
-        logprobs=delta.completion_logprobs(),
-    )

@@ -11,8 +11,13 @@ Series (all prefixed `modelyard_`):
 - `time_to_first_token_seconds{model}` — from accepting the request to the first chunk;
 - `request_duration_seconds{model,endpoint}` — from accepting to the last byte;
 - `prompt_tokens_total`, `completion_tokens_total`, `cached_tokens_total` `{model}`;
+- `cost_total{model,currency}` — what completed requests were billed (`usage.cost`), for
+  dashboards; the ledger holds the exact amounts;
 - `pending_requests{model}` — requests resolved to a model and still waiting for their
-  first token: the gateway's queue per model, one of the autoscaler's signals.
+  first token: the gateway's queue per model, one of the autoscaler's signals;
+- the fleet: every model replica's load and each model's replica counts
+  (`replica_*`, `desired_replicas`, `replicas`; `cluster.gateway.telemetry.fleet`), from
+  the snapshot `fleet.refresh(source)` reads before a scrape.
 
 `model` is the served model's public id, or "unknown" for names that did not resolve (the
 label never carries a client-chosen string, which would make the series unbounded).
@@ -28,6 +33,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from cluster.gateway.telemetry.fleet import FleetCollector
 
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -79,6 +86,11 @@ class GatewayMetrics:
         self.cached_tokens = counter(
             "cached_tokens", "Prompt tokens read from the prefix cache", ["model"]
         )
+        self.cost = counter(
+            "cost", "Billed cost of completed requests (the ledger is exact)", ["model", "currency"]
+        )
+        self.fleet = FleetCollector(ns)
+        reg.register(self.fleet)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

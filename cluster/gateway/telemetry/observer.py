@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Literal
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -72,13 +73,24 @@ class Observation:
         self._metrics.ttft.labels(self._model).observe(ttft)
         self._span.set_attribute("gen_ai.response.time_to_first_chunk", ttft)
 
-    def succeed(self, *, response_id: str, finish_reasons: Sequence[str], usage: Usage) -> None:
+    def succeed(
+        self,
+        *,
+        response_id: str,
+        finish_reasons: Sequence[str],
+        usage: Usage,
+        cost: Decimal | None = None,
+        currency: str | None = None,
+    ) -> None:
         if not self._finish("200"):
             return
         model = self._model
         self._metrics.prompt_tokens.labels(model).inc(usage.prompt_tokens)
         self._metrics.completion_tokens.labels(model).inc(usage.completion_tokens)
         self._metrics.cached_tokens.labels(model).inc(usage.cached_tokens)
+        if cost is not None and currency is not None:
+            # A float for the dashboard's rate; the ledger keeps the exact Decimal amounts.
+            self._metrics.cost.labels(model, currency).inc(float(cost))
         self._span.set_attributes(
             {
                 "gen_ai.response.id": response_id,

@@ -106,7 +106,7 @@ def _rng(
     if style.sample_key:
         digest.update(f"sample {style.sample_key}|".encode())
     digest.update(array("I", prompt_ids).tobytes())
-    return random.Random(int.from_bytes(digest.digest(), "little"))
+    return random.Random(int.from_bytes(digest.digest(), "little"))  # nosec B311
 
 
 def _words(rng: random.Random, count: int, vocabulary: int = len(_SYLLABLES)) -> list[str]:

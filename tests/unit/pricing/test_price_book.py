@@ -50,14 +50,20 @@ def book() -> PriceBook:
 
 
 # (case id, model, prompt, cached, completion, tier bound, input, cache_read, output, total)
+# Expected amounts worked out by hand from the seed prices (RUB per 1M tokens): prompt <=
+# 32,000: input 30, cache read 8, output 151; prompt > 32,000: 50, 12, 252. cache_read None:
+# the quote has no cache-read line at all.
 CASES = [
     ("qwen-short-no-cache", QWEN, 1000, 0, 500, 32000, "0.03", "0", "0.0755", "0.1055"),
+    ("qwen-32000-no-cache", QWEN, 32000, 0, 1000, 32000, "0.96", "0", "0.151", "1.111"),
     ("qwen-boundary-cached", QWEN, 32000, 16000, 1000, 32000, "0.48", "0.128", "0.151", "0.759"),
+    ("qwen-32001-no-cache", QWEN, 32001, 0, 1000, None, "1.60005", "0", "0.252", "1.85205"),
+    ("qwen-32001-cached", QWEN, 32001, 16000, 1000, None, "0.80005", "0.192", "0.252", "1.24405"),
     ("qwen-long-no-cache", QWEN, 32001, 0, 0, None, "1.60005", "0", "0", "1.60005"),
     ("qwen-long-cached", QWEN, 100000, 64000, 2000, None, "1.8", "0.768", "0.504", "3.072"),
     ("qwen-cached-clamped", QWEN, 100, 500, 0, 32000, "0", "0.0008", "0", "0.0008"),
     # MiniMax has no prefix caching: a claimed cache hit is billed as plain input.
-    ("minimax-never-cache-read", MINIMAX, 800, 640, 100, 1000, "0.008", "0", "0.002", "0.01"),
+    ("minimax-never-cache-read", MINIMAX, 800, 640, 100, 1000, "0.008", None, "0.002", "0.01"),
     (
         "operator-table-alias",
         MISTRAL_ALIAS,
@@ -86,7 +92,7 @@ def test_cost(
     completion: int,
     bound: int | None,
     inp: str,
-    cache: str,
+    cache: str | None,
     out: str,
     total: str,
 ) -> None:
@@ -95,11 +101,20 @@ def test_cost(
     )
     assert quote is not None
     assert quote.tier_max_prompt_tokens == bound
-    assert [item.kind for item in quote.items] == ["input", "cache_read", "output"]
-    assert [item.amount for item in quote.items] == [Decimal(inp), Decimal(cache), Decimal(out)]
+    amounts = {item.kind: item.amount for item in quote.items}
+    if cache is None:
+        assert [item.kind for item in quote.items] == ["input", "output"]
+    else:
+        assert [item.kind for item in quote.items] == ["input", "cache_read", "output"]
+        assert amounts["cache_read"] == Decimal(cache)
+    assert (amounts["input"], amounts["output"]) == (Decimal(inp), Decimal(out))
     assert quote.total == Decimal(total)
+    # to the kopeck, as a client rounding the total would see it
+    assert quote.total.quantize(Decimal("0.01")) == Decimal(total).quantize(Decimal("0.01"))
     assert all(isinstance(item.amount, Decimal) for item in quote.items)
-    assert sum(item.tokens for item in quote.items[:2]) == prompt
+    assert sum(item.tokens for item in quote.items if item.kind != "output") == prompt
+    if model == QWEN:
+        assert quote.tier == ("prompt_tokens<=32000" if bound else "prompt_tokens>32000")
 
 
 def test_qwen_seed_unit_prices(book: PriceBook) -> None:

@@ -171,6 +171,26 @@ async def test_client_leaving_a_stream_early_frees_the_engine(slow_harness: Harn
     await wait_until(lambda: slow_harness.engine.stats().running == 0, "the engine is idle")
 
 
+async def test_cost_in_the_final_chunk_and_the_unary_reply(harness: Harness) -> None:
+    from decimal import Decimal
+
+    request = ChatRequest(model=QWEN, messages=[user(fresh_prompt())], max_tokens=5)
+    chunks = await collect(harness, request)
+    assert all(not chunk.HasField("cost") for chunk in chunks[:-1])
+    last = chunks[-1]
+    assert last.HasField("cost") and last.cost.priced and last.cost.currency == "RUB"
+    usage = last.usage
+    expected = (
+        Decimal(usage.prompt_tokens - usage.cached_tokens) * 30
+        + Decimal(usage.cached_tokens) * 8
+        + usage.completion_tokens * 151
+    ) / 10**6
+    assert Decimal(last.cost.total) == expected
+    assert [line.kind for line in last.cost.lines] == ["input", "cache_read", "output"]
+    whole = await harness.client.chat_unary(request, deadline_s=10)
+    assert whole.cost.priced and Decimal(whole.cost.total) > 0
+
+
 async def test_prompt_batches_and_token_ids_with_n(harness: Harness) -> None:
     """Three text prompts x n=2, then two token-id prompts x n=2: prompt-major indices,
     every choice finished, the token-id prompts counted as given."""

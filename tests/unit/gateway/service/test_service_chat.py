@@ -55,6 +55,18 @@ async def test_chat_response_shape(hello_rig: Rig) -> None:
         "completion_tokens": 3,
         "total_tokens": 13,
         "prompt_tokens_details": {"cached_tokens": 0},
+        # 10 x 30 / 1e6 + 3 x 151 / 1e6 RUB (seed prices, short tier)
+        "cost": 0.000753,
+        "cost_details": {
+            "currency": "RUB",
+            "tier": "prompt_tokens<=32000",
+            "tier_max_prompt_tokens": 32000,
+            "items": [
+                {"kind": "input", "tokens": 10, "unit_price": 30.0, "amount": 0.0003},
+                {"kind": "cache_read", "tokens": 0, "unit_price": 8.0, "amount": 0.0},
+                {"kind": "output", "tokens": 3, "unit_price": 151.0, "amount": 0.000453},
+            ],
+        },
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from opentelemetry.trace import NoOpTracer
 from prometheus_client import REGISTRY
 
@@ -163,3 +165,24 @@ def test_pending_requests_count_until_the_first_token_or_the_end() -> None:
         usage=Usage(prompt_tokens=1, completion_tokens=1),
     )
     assert m.sample("modelyard_pending_requests", {"model": "m/x"}) == 0
+
+
+def test_billed_cost_is_counted_per_model_and_currency() -> None:
+    metrics = GatewayMetrics()
+    obs = RequestObserver(metrics, NoOpTracer(), FakeClock())
+    priced = start(obs)
+    priced.bind("m/x", engine="sim", simulated=True)
+    usage = Usage(prompt_tokens=10, completion_tokens=2)
+    priced.succeed(
+        response_id="a",
+        finish_reasons=["stop"],
+        usage=usage,
+        cost=Decimal("0.0123"),
+        currency="RUB",
+    )
+    unpriced = start(obs)
+    unpriced.bind("m/x", engine="sim", simulated=True)
+    unpriced.succeed(response_id="b", finish_reasons=["stop"], usage=usage)
+    labels = {"model": "m/x", "currency": "RUB"}
+    assert metrics.sample("modelyard_cost_total", labels) == 0.0123
+    assert metrics.sample("modelyard_prompt_tokens_total", {"model": "m/x"}) == 20

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger, shipped as package data and run at start."""

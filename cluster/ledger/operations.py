@@ -1,0 +1,183 @@
+"""The ledger's write operations, run by `GroupCommitWriter` inside a (batched) transaction.
+
+Each is a callable of one connection (`op(connection)`), and `run_many(connection, ops)`
+runs many of the same kind in few statements (the writer groups a batch by kind):
+
+- `Reserve(key_id, request_id, model, amount_nano, owner, now)`: one conditional UPDATE
+      UPDATE api_keys SET reserved_nano = reserved_nano + :amount
+       WHERE id = :key AND (budget_nano IS NULL
+                            OR spent_nano + reserved_nano + :amount <= budget_nano)
+  per reservation (each sees the ones before it) — or one UPDATE for all of a key's
+  reservations in the batch when its budget covers their sum, which is the same outcome —
+  then one INSERT of every reservation taken. No read-then-write: concurrent requests of
+  one key (in any number of gateway processes) cannot all pass a check the budget covers
+  only once. Result: taken or not.
+- `Settle(record)`: INSERT the records ... ON CONFLICT (request_id) DO NOTHING RETURNING
+  the new ids; DELETE ... RETURNING the reservations of the new ones; one UPDATE per key:
+  `spent_nano += costs of its new records`, `reserved_nano -= their reservations`. A
+  request recorded twice (a retry, a replayed write) changes nothing the second time.
+  Result: whether the record was new.
+- `Release(request_id)`: drop an open reservation without spending anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, delete, insert, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cluster.ledger.records import UsageRecord, to_nano
+from cluster.ledger.schema import api_keys, reservations, usage_records
+
+_k = api_keys.c
+# Built once: the statements run for every request, with bound parameters.
+_TAKE = (
+    update(api_keys)
+    .where(_k.id == bindparam("key"))
+    .where(
+        or_(
+            _k.budget_nano.is_(None),
+            _k.spent_nano + _k.reserved_nano + bindparam("amount") <= _k.budget_nano,
+        )
+    )
+    .values(reserved_nano=_k.reserved_nano + bindparam("amount"))
+)
+_MOVE = (
+    update(api_keys)
+    .where(_k.id == bindparam("key"))
+    .values(
+        reserved_nano=_k.reserved_nano - bindparam("released"),
+        spent_nano=_k.spent_nano + bindparam("spent"),
+    )
+)
+
+
+def _insert_new(connection: Connection, rows: list[dict[str, object]]) -> set[str]:
+    """Insert `rows` into usage_records, skipping ids already there; the ids inserted."""
+    dialect = connection.dialect.name
+    new = usage_records.c.request_id
+    # RETURNING says which rows are new (rowcount is not reported for INSERTs).
+    if dialect == "postgresql":
+        pg = postgresql.insert(usage_records).on_conflict_do_nothing().returning(new)
+        return {str(r[0]) for r in connection.execute(pg, rows)}
+    if dialect == "sqlite":
+        lite = sqlite.insert(usage_records).on_conflict_do_nothing().returning(new)
+        return {str(r[0]) for r in connection.execute(lite, rows)}
+    raise RuntimeError(f"unsupported ledger database {dialect!r}")
+
+
+def _move_to_spent(
+    connection: Connection, request_ids: Sequence[str], spent: dict[str, int]
+) -> None:
+    """Delete the reservations of `request_ids`; per key, `reserved -= their amounts` and
+    `spent += spent[key]`."""
+    released: dict[str, int] = defaultdict(int)
+    if request_ids:
+        r = reservations.c
+        rows = connection.execute(
+            delete(reservations)
+            .where(r.request_id.in_(list(request_ids)))
+            .returning(r.key_id, r.amount_nano)
+        ).all()
+        for key_id, amount in rows:
+            released[str(key_id)] += int(amount)
+    for key_id in sorted(set(released) | {key for key, v in spent.items() if v}):
+        params = {"key": key_id, "released": released.get(key_id, 0), "spent": spent.get(key_id, 0)}
+        connection.execute(_MOVE, params)
+
+
+def _take(connection: Connection, key_id: str, amount_nano: int) -> bool:
+    """The conditional UPDATE (module docstring): whether `amount_nano` was reserved."""
+    matched = connection.execute(_TAKE, {"key": key_id, "amount": amount_nano}).rowcount
+    return bool(matched == 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    key_id: str
+    request_id: str
+    model: str
+    amount_nano: int
+    owner: str
+    now: datetime
+
+    def __call__(self, connection: Connection) -> bool:
+        return Reserve.run_many(connection, [self])[0]
+
+    @staticmethod
+    def run_many(connection: Connection, ops: Sequence[Reserve]) -> list[bool]:
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for i, op in enumerate(ops):
+            by_key[op.key_id].append(i)
+        taken = [False] * len(ops)
+        for key_id, indexes in by_key.items():
+            # The whole group in one UPDATE when the budget covers all of it (the usual
+            # case); else one conditional UPDATE per reservation, in order.
+            if len(indexes) > 1 and _take(
+                connection, key_id, sum(ops[i].amount_nano for i in indexes)
+            ):
+                for i in indexes:
+                    taken[i] = True
+                continue
+            for i in indexes:
+                taken[i] = _take(connection, key_id, ops[i].amount_nano)
+        rows = [
+            {
+                "request_id": op.request_id,
+                "key_id": op.key_id,
+                "model": op.model,
+                "amount_nano": op.amount_nano,
+                "owner": op.owner,
+                "created_at": op.now,
+            }
+            for op, ok in zip(ops, taken, strict=True)
+            if ok
+        ]
+        if rows:
+            connection.execute(insert(reservations), rows)
+        return taken
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    record: UsageRecord
+
+    def __call__(self, connection: Connection) -> bool:
+        return Settle.run_many(connection, [self])[0]
+
+    def row(self) -> dict[str, object]:
+        values: dict[str, object] = self.record.model_dump(exclude={"cost"})
+        values["cost_nano"] = None if self.record.cost is None else to_nano(self.record.cost)
+        return values
+
+    @staticmethod
+    def run_many(connection: Connection, ops: Sequence[Settle]) -> list[bool]:
+        rows: dict[str, dict[str, object]] = {}
+        for op in ops:
+            rows.setdefault(op.record.request_id, op.row())  # one request twice: first wins
+        new = _insert_new(connection, list(rows.values()))
+        spent: dict[str, int] = defaultdict(int)
+        for request_id in new:
+            row = rows[request_id]
+            if row["key_id"] is not None:
+                spent[str(row["key_id"])] += int(str(row["cost_nano"] or 0))
+        _move_to_spent(connection, sorted(new), spent)
+        claimed: set[str] = set()
+        results = []
+        for op in ops:  # the first op of a new request id reports it new
+            rid = op.record.request_id
+            results.append(rid in new and rid not in claimed)
+            claimed.add(rid)
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    request_id: str
+
+    def __call__(self, connection: Connection) -> None:
+        _move_to_spent(connection, [self.request_id], {})
