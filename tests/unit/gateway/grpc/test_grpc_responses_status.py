@@ -52,6 +52,7 @@ from cluster.gateway.grpc.status import (
     KIND_KEY,
     PARAM_KEY,
     PUSHBACK_KEY,
+    RETRY_AFTER_KEY,
     error_from_status,
     public_error,
     status_of,
@@ -220,7 +221,12 @@ def test_status_table(error: ModelyardError, status: grpc.StatusCode) -> None:
 
 def test_overloaded_carries_grpc_pushback_in_milliseconds() -> None:
     trailers = dict(trailers_of(Overloaded("busy", retry_after_s=3)))
-    assert trailers == {KIND_KEY: "Overloaded", CODE_KEY: "overloaded", PUSHBACK_KEY: "3000"}
+    assert trailers == {
+        KIND_KEY: "Overloaded",
+        CODE_KEY: "overloaded",
+        RETRY_AFTER_KEY: "3",
+        PUSHBACK_KEY: "3000",
+    }
 
 
 def test_trailers_name_kind_code_and_param_only_when_set() -> None:
