@@ -15,6 +15,9 @@ translates it exactly once (HTTP: status + OpenAI error object; gRPC: status cod
     ├── PayloadTooLarge                 413  code=payload_too_large
     ├── RateLimited                     429  rate_limit_error (RESOURCE_EXHAUSTED)
     ├── EngineUnavailable               503  service_unavailable (UNAVAILABLE)
+    │   └── Overloaded                  503  code=overloaded, Retry-After (UNAVAILABLE)
+    ├── RequestTimeout                  408  code=request_timeout (DEADLINE_EXCEEDED)
+    ├── HeadersTooLarge                 431  code=headers_too_large (RESOURCE_EXHAUSTED)
     ├── LedgerUnavailable               503  code=ledger_unavailable (UNAVAILABLE)
     ├── DeadlineExceeded                504  timeout (DEADLINE_EXCEEDED)
     └── ConfigError                     raised at load, never over the wire
@@ -35,11 +38,20 @@ class ModelyardError(Exception):
     error_type: ClassVar[str] = "internal_error"
     default_code: ClassVar[str | None] = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after_s: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code if code is not None else self.default_code
+        #: Seconds a client should wait before trying again (HTTP `Retry-After`), if known.
+        self.retry_after_s = retry_after_s
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(
@@ -104,22 +116,29 @@ class RateLimited(ModelyardError):
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        retry_after_s: int | None = None,
-    ):
-        super().__init__(message, param=param, code=code)
-        self.retry_after_s = retry_after_s
-
 
 class EngineUnavailable(ModelyardError):
     http_status = 503
     error_type = "service_unavailable"
     default_code = "engine_unavailable"
+
+
+class Overloaded(EngineUnavailable):
+    """Every replica of the model is busy and the wait queue is full: refused at once."""
+
+    default_code = "overloaded"
+
+
+class RequestTimeout(ModelyardError):
+    http_status = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
+class HeadersTooLarge(ModelyardError):
+    http_status = 431
+    error_type = "invalid_request_error"
+    default_code = "headers_too_large"
 
 
 class LedgerUnavailable(ModelyardError):
@@ -156,6 +175,9 @@ _KINDS: dict[str, type[ModelyardError]] = {
         PayloadTooLarge,
         RateLimited,
         EngineUnavailable,
+        Overloaded,
+        RequestTimeout,
+        HeadersTooLarge,
         LedgerUnavailable,
         DeadlineExceeded,
         ConfigError,

@@ -3,8 +3,12 @@
 Errors are translated here, once, on the caller's side of the Ray edge:
 - a chunk carrying `error` (a typed `ModelyardError` raised by the engine on the replica)
   is re-raised as that same type via `ErrorInfo.raise_()`;
-- Ray's own failures — the replica died or is unreachable, no replica is running, the
-  deployment is back-pressured — become `EngineUnavailable` (HTTP 503, gRPC UNAVAILABLE).
+- Ray's own failures — the replica died or is unreachable, no replica is running — become
+  `EngineUnavailable` (HTTP 503, gRPC UNAVAILABLE);
+- Serve's `BackPressureError` (every replica holds `max_ongoing_requests` and this gateway
+  replica already queues the model's `max_queued_requests`) becomes `Overloaded` with the
+  model's `retry_after_s` (HTTP 503 + `Retry-After`, gRPC UNAVAILABLE + pushback), at
+  once and without a retry: the refusal is the back-pressure.
 
 Chunks come over `ModelReplica.generate_batches`: each item is a list of the chunks that
 were ready together, so a fast engine's stream crosses the hop in a few messages instead
@@ -34,7 +38,7 @@ from typing import Any
 
 from cluster.config.settings import ServedModel
 from cluster.engine import EngineChunk, EngineRequest
-from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError
+from cluster.errors import EngineUnavailable, ModelNotFound, ModelyardError, Overloaded
 from cluster.gateway.telemetry.exposition import merge_expositions
 from deployments.call_ids import own_call_id
 from deployments.fleet import FleetReader
@@ -100,6 +104,9 @@ class HandleBackend:
         self._failures = _ray_failures()
         self.fleet = FleetReader(self._stream_handles)
         from ray.exceptions import RayError
+        from ray.serve.exceptions import BackPressureError
+
+        self._backpressure: type[BaseException] = BackPressureError
 
         self._other_ray_errors: tuple[type[BaseException], ...] = (RayError,)
 
@@ -168,6 +175,13 @@ class HandleBackend:
             if not started:
                 raise _NotStarted(lost) from None
             raise lost from None
+        except self._backpressure:
+            done = True
+            raise Overloaded(
+                f"model {model.id!r} is at capacity: every replica is busy and the queue "
+                "is full; retry later",
+                retry_after_s=model.deployment.retry_after_s,
+            ) from None
         except self._failures as err:
             done = True
             raise EngineUnavailable(

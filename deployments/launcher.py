@@ -183,6 +183,7 @@ class LocalCluster:
                 "host": gateway.host,
                 "port": self.proxy_port,
                 "request_timeout_s": gateway.request_timeout_s,
+                "keep_alive_timeout_s": gateway.keep_alive_timeout_s,
             },
             proxy_location="HeadOnly" if self._started_ray else "EveryNode",
         )

@@ -29,12 +29,15 @@ _PG_NAME_PREFIX = "SERVE_REPLICA::"
 
 
 def max_ongoing_requests(model: ServedModel) -> int:
-    """Requests one replica admits at once: the engine's batch size, twice over.
+    """Requests one replica admits at once: the model's `max_ongoing_requests` when set,
+    else the engine's batch size, twice over.
 
     Twice `max_num_seqs` lets a replica hold a waiting queue as deep as its running batch,
     so that continuous batching never starves between arrivals while back-pressure still
     reaches the router before a replica's queue grows without bound.
     """
+    if model.deployment.max_ongoing_requests is not None:
+        return model.deployment.max_ongoing_requests
     if model.deployment.engine == "sim":
         return 2 * model.deployment.sim.max_num_seqs
     return 2 * DEFAULT_VLLM_MAX_ONGOING
@@ -53,6 +56,8 @@ def replica_options(
     options: dict[str, Any] = {
         "name": model.deployment_name,
         "max_ongoing_requests": max_ongoing_requests(model),
+        # Bounded: past it Serve raises BackPressureError at once (HandleBackend: 503).
+        "max_queued_requests": model.deployment.max_queued_requests,
         "ray_actor_options": {"num_cpus": plan.replica_cpus},
         # An engine may take a while to load weights; a sim engine starts at once.
         "health_check_period_s": 10.0,

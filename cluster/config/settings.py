@@ -54,6 +54,21 @@ class ModelDeployment(_Strict):
     prices: PriceTable | None = Field(
         default=None, description="operator price table; overrides the catalog's"
     )
+    max_ongoing_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="requests one replica admits at once; null: twice the engine's batch "
+        "size (deployments/placement.py)",
+    )
+    max_queued_requests: int = Field(
+        default=1024,
+        ge=1,
+        description="requests each gateway replica may hold waiting for a free replica of "
+        "this model; past it new ones are refused at once (503 + Retry-After)",
+    )
+    retry_after_s: int = Field(
+        default=1, ge=1, description="the Retry-After a refused (overloaded) request gets"
+    )
     reserve_gpus: bool = Field(
         default=True,
         description="reserve the GPUs the parallelism needs through a placement group",
@@ -136,7 +151,35 @@ class GatewaySettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     grpc_port: int | None = Field(default=None, ge=1, le=65535)
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="largest request body (413 past it)"
+    )
+    max_header_count: int = Field(
+        default=100, ge=8, description="most request header fields (431 past it)"
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        description="largest sum of request header names and values in bytes (431 past it)",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a request body must arrive whole within this many seconds of the "
+        "request's start (408 past it): a body that trickles in cannot hold a request open",
+    )
+    send_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="a streamed response whose client reads nothing for this long (the "
+        "socket's send buffers stay full) is cut off and its engine requests aborted",
+    )
+    keep_alive_timeout_s: int = Field(
+        default=5,
+        ge=1,
+        description="an idle keep-alive connection is closed after this many seconds "
+        "(the Serve HTTP server's keep_alive_timeout_s)",
+    )
     replicas: int = Field(default=1, ge=1)
     request_timeout_s: float = Field(default=600.0, gt=0)
     stall_timeout_s: float = Field(

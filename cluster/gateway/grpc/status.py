@@ -5,15 +5,17 @@
     Unauthenticated                                        UNAUTHENTICATED
     PermissionDenied                                       PERMISSION_DENIED
     BudgetExhausted                                        FAILED_PRECONDITION
-    RateLimited, PayloadTooLarge                           RESOURCE_EXHAUSTED
-    EngineUnavailable, LedgerUnavailable                   UNAVAILABLE
-    DeadlineExceeded                                       DEADLINE_EXCEEDED
+    RateLimited, PayloadTooLarge, HeadersTooLarge          RESOURCE_EXHAUSTED
+    EngineUnavailable (Overloaded), LedgerUnavailable      UNAVAILABLE
+    DeadlineExceeded, RequestTimeout                       DEADLINE_EXCEEDED
     anything else                                          INTERNAL (a generic message)
 
 The details string is the error's message (the same text the HTTP API sends); trailing
 metadata carries what a program needs: `modelyard-error-kind` (the class name, so a client
 can rebuild the typed error), `modelyard-error-code` and `modelyard-error-param` (set only
-when the error has them), and `retry-after` (seconds) on a rate limit that knows it. The
+when the error has them); an error that knows when to retry (`retry_after_s`: RateLimited,
+Overloaded) adds `retry-after` (seconds) and gRPC's own server pushback key
+`grpc-retry-pushback-ms` (milliseconds), which gRPC's retry policy honours. The
 most specific class wins (ContextLengthExceeded is an InvalidRequest), because the table is
 searched along the error's MRO.
 """
@@ -29,6 +31,7 @@ from cluster.errors import (
     DeadlineExceeded,
     EngineUnavailable,
     ErrorInfo,
+    HeadersTooLarge,
     InvalidRequest,
     LedgerUnavailable,
     ModelNotFound,
@@ -37,13 +40,15 @@ from cluster.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    RequestTimeout,
     Unauthenticated,
 )
 
 KIND_KEY = "modelyard-error-kind"
 CODE_KEY = "modelyard-error-code"
 PARAM_KEY = "modelyard-error-param"
-RETRY_AFTER_KEY = "retry-after"  # seconds, for RateLimited (HTTP's Retry-After)
+RETRY_AFTER_KEY = "retry-after"  # seconds (HTTP's Retry-After)
+PUSHBACK_KEY = "grpc-retry-pushback-ms"  # the same, for gRPC's retry policy
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -56,6 +61,8 @@ STATUS_BY_ERROR: dict[type[ModelyardError], grpc.StatusCode] = {
     BudgetExhausted: grpc.StatusCode.FAILED_PRECONDITION,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    HeadersTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
     LedgerUnavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -102,8 +109,9 @@ def trailers_of(err: ModelyardError) -> Metadata:
         pairs.append((CODE_KEY, err.code))
     if err.param is not None:
         pairs.append((PARAM_KEY, err.param))
-    if isinstance(err, RateLimited) and err.retry_after_s is not None:
+    if err.retry_after_s is not None:
         pairs.append((RETRY_AFTER_KEY, str(err.retry_after_s)))
+        pairs.append((PUSHBACK_KEY, str(err.retry_after_s * 1000)))
     return tuple(pairs)
 
 
@@ -119,7 +127,11 @@ def error_from_status(
         info = ErrorInfo(
             kind=kind, message=message, param=found.get(PARAM_KEY), code=found.get(CODE_KEY)
         )
-        return info.to_exception()
+        err = info.to_exception()
+        retry_after = found.get(RETRY_AFTER_KEY, "")
+        if retry_after.isdigit():
+            err.retry_after_s = int(retry_after)
+        return err
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in message:
         return PayloadTooLarge(message)
     return ERROR_BY_STATUS.get(code, ModelyardError)(message)

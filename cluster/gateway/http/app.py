@@ -21,7 +21,9 @@ OpenAI error object otherwise; /health and /metrics stay open); `app.state` hold
 service, authenticator and health probe the gRPC front door shares
 (`cluster.gateway.grpc.lifespan`).
 
-Request bodies are read raw and bounded (`gateway.max_body_bytes` → 413) and validated by
+Clients are bounded by `cluster.gateway.http.limits` (headers → 431, a slow body → 408, a
+stream nobody reads is cut off). Request bodies are read raw and bounded
+(`gateway.max_body_bytes` → 413) and validated by
 `cluster.api.validation` (never FastAPI's 422). Responses carry `x-modelyard-engine`
 ("sim (simulated)" or "vllm"). Errors: see `cluster.gateway.http.errors`.
 """
@@ -52,6 +54,7 @@ from cluster.gateway.auth.ratelimit import RateLimiter
 from cluster.gateway.http.body import read_body
 from cluster.gateway.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
 from cluster.gateway.http.ledger_routes import add_ledger_routes
+from cluster.gateway.http.limits import ClientLimits, HeaderLimits
 from cluster.gateway.http.openapi import openapi_document
 from cluster.gateway.http.streaming import EventStreamResponse
 from cluster.gateway.service import GatewayService, ModelBackend
@@ -83,7 +86,9 @@ def _json(model: BaseModel, headers: dict[str, str] | None = None) -> Response:
     return Response(model.model_dump_json(), 200, headers, media_type="application/json")
 
 
-async def _streamed(stream: AsyncGenerator[BaseModel, None], headers: dict[str, str]) -> Response:
+async def _streamed(
+    stream: AsyncGenerator[BaseModel, None], headers: dict[str, str], send_timeout_s: float
+) -> Response:
     """Prime the stream: errors before the first chunk still get their own status."""
     try:
         first: BaseModel | None = await anext(stream)
@@ -92,7 +97,7 @@ async def _streamed(stream: AsyncGenerator[BaseModel, None], headers: dict[str, 
     except BaseException:
         await stream.aclose()
         raise
-    return EventStreamResponse(first, stream, headers)
+    return EventStreamResponse(first, stream, headers, send_timeout_s)
 
 
 def create_app(
@@ -105,6 +110,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     engine_metrics: EngineMetrics | None = None,
     fleet: FleetSource | None = None,
+    client_limits: ClientLimits | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -124,7 +130,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.authenticator = auth
     app.state.health = health
+    limits = client_limits or ClientLimits()
     app.add_middleware(ErrorBoundary)
+    app.add_middleware(HeaderLimits, limits=limits)
     app.add_exception_handler(ModelyardError, on_modelyard_error)
     app.add_exception_handler(HTTPException, on_http_exception)
 
@@ -140,10 +148,10 @@ def create_app(
     ) -> Response:
         """Authenticate, read and validate the body, answer whole or as an event stream."""
         caller = await auth.authenticate(request.headers.get("authorization"))
-        parsed = parse(await read_body(request, max_bytes))
+        parsed = parse(await read_body(request, max_bytes, limits.body_timeout_s))
         headers = engine_headers(parsed.model)
         if parsed.stream:
-            return await _streamed(streamed(parsed, caller), headers)
+            return await _streamed(streamed(parsed, caller), headers, limits.send_timeout_s)
         return _json(await whole(parsed, caller), headers)
 
     async def chat_completions(request: Request) -> Response:
@@ -245,6 +253,7 @@ def build_gateway_app(
         authenticator=authenticator,
         engine_metrics=getattr(backend, "engine_metrics", None),
         fleet=getattr(backend, "fleet", None),
+        client_limits=ClientLimits.of(gateway),
     )
     if ledger is not None:
         add_ledger_routes(app, authenticator, ledger.queries, ledger.keys, API_PREFIXES)

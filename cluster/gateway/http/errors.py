@@ -1,6 +1,8 @@
 """The HTTP edge of the error tree: every failure leaves as OpenAI's error object.
 
-- `ModelyardError` → its `http_status` and `{"error": {message, type, param, code}}`;
+- `ModelyardError` → its `http_status` and `{"error": {message, type, param, code}}`
+  (plus `Retry-After` when the error says when to retry: `Overloaded`; and
+  `Connection: close` after a 408 or 413, whose body was not read to its end);
 - Starlette's 404 (no such route) and 405 (wrong method, with `Allow`) → the same shape;
 - anything else → 500 with a generic message, logged with its traceback (`ErrorBoundary`),
   never echoed to the client; the server keeps serving.
@@ -16,14 +18,16 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.api.responses import ErrorBody, ErrorResponse
-from cluster.errors import ModelyardError, RateLimited
+from cluster.errors import ModelyardError, PayloadTooLarge, RequestTimeout
 from cluster.gateway.service import internal_error
 
 logger = logging.getLogger("cluster.gateway.http")
 
 
 def error_response(err: ModelyardError, headers: dict[str, str] | None = None) -> Response:
-    if isinstance(err, RateLimited) and err.retry_after_s is not None:
+    """`err` as OpenAI's error object; one with `retry_after_s` (RateLimited, Overloaded)
+    also sends `Retry-After`."""
+    if err.retry_after_s is not None:
         headers = {**(headers or {}), "retry-after": str(err.retry_after_s)}
     return json_error(ErrorResponse.of(err), err.http_status, headers)
 
@@ -32,9 +36,14 @@ def json_error(body: ErrorResponse, status: int, headers: dict[str, str] | None 
     return Response(body.model_dump_json(), status, headers, media_type="application/json")
 
 
+#: Refusals that leave the request body unread: the connection is closed after them, as
+#: what the client still sends could not be told from a next request.
+_BODY_UNREAD = (RequestTimeout, PayloadTooLarge)
+
+
 async def on_modelyard_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelyardError)
-    return error_response(exc)
+    return error_response(exc, {"connection": "close"} if isinstance(exc, _BODY_UNREAD) else None)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

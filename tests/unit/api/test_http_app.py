@@ -20,7 +20,7 @@ from cluster.config import (
     load_builtin_catalog,
 )
 from cluster.engine import EngineChunk, EngineRequest
-from cluster.errors import EngineUnavailable
+from cluster.errors import EngineUnavailable, Overloaded
 from cluster.gateway.http import build_gateway_app
 from cluster.gateway.http.sse import parse_events
 from cluster.gateway.service import EngineBackend
@@ -429,3 +429,28 @@ async def test_error_after_stream_start_is_an_event_then_done(served: list[Serve
         }
     }
     assert events[2] == "[DONE]" and len(events) == 3
+
+
+class OverloadedBackend:
+    """Every model is at capacity, as `HandleBackend` reports Serve's BackPressureError."""
+
+    async def generate(
+        self, model: ServedModel, request: EngineRequest
+    ) -> AsyncGenerator[EngineChunk, None]:
+        raise Overloaded(f"model {model.id!r} is at capacity", retry_after_s=7)
+        yield EngineChunk()  # pragma: no cover - makes this an async generator
+
+    async def health(self) -> dict[str, bool]:
+        return {}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_overloaded_is_503_with_retry_after(served: list[ServedModel], stream: bool) -> None:
+    app = build_gateway_app(config(), served, OverloadedBackend())
+    async with client_for(app) as client:
+        response = await client.post(
+            "/v1/chat/completions", json={"model": QWEN, "messages": [USER], "stream": stream}
+        )
+    error = assert_error(response, 503, "overloaded")
+    assert error["type"] == "service_unavailable"
+    assert response.headers["retry-after"] == "7"

@@ -70,10 +70,18 @@ def test_serve_accepts_the_options(model_id: str) -> None:
         ({"engine": "sim"}, 512),
         ({"engine": "sim", "sim": {"max_num_seqs": 8}}, 16),
         ({"engine": "vllm"}, 2 * DEFAULT_VLLM_MAX_ONGOING),
+        ({"engine": "sim", "max_ongoing_requests": 3}, 3),
+        ({"engine": "vllm", "max_ongoing_requests": 5}, 5),
     ],
 )
 def test_max_ongoing_requests(deployment: dict[str, Any], expected: int) -> None:
     assert max_ongoing_requests(served("qwen/qwen3-coder-flash", **deployment)) == expected
+
+
+@pytest.mark.parametrize(("deployment", "expected"), [({}, 1024), ({"max_queued_requests": 2}, 2)])
+def test_max_queued_requests_is_bounded(deployment: dict[str, Any], expected: int) -> None:
+    model = served("qwen/qwen3-coder-flash", **deployment)
+    assert replica_options(model, plan_for(model, RaySettings()))["max_queued_requests"] == expected
 
 
 def _row(name: str, state: str, nodes: list[str]) -> dict[str, Any]:

@@ -28,13 +28,16 @@ from cluster.errors import (
     ContextLengthExceeded,
     DeadlineExceeded,
     EngineUnavailable,
+    HeadersTooLarge,
     InvalidRequest,
     MalformedJSON,
     ModelNotFound,
     ModelyardError,
+    Overloaded,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    RequestTimeout,
     Unauthenticated,
 )
 from cluster.gateway.grpc.gen.modelyard.v1 import common_pb2
@@ -48,6 +51,8 @@ from cluster.gateway.grpc.status import (
     GENERIC_INTERNAL,
     KIND_KEY,
     PARAM_KEY,
+    PUSHBACK_KEY,
+    RETRY_AFTER_KEY,
     error_from_status,
     public_error,
     status_of,
@@ -193,7 +198,10 @@ def test_no_price_table_says_so() -> None:
         (RateLimited("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (PayloadTooLarge("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (EngineUnavailable("x"), grpc.StatusCode.UNAVAILABLE),
+        (Overloaded("x", retry_after_s=2), grpc.StatusCode.UNAVAILABLE),
         (DeadlineExceeded("x"), grpc.StatusCode.DEADLINE_EXCEEDED),
+        (RequestTimeout("x", param="body"), grpc.StatusCode.DEADLINE_EXCEEDED),
+        (HeadersTooLarge("x", param="headers"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (ModelyardError("x"), grpc.StatusCode.INTERNAL),
         (ConfigError("x"), grpc.StatusCode.INTERNAL),
     ],
@@ -208,6 +216,17 @@ def test_status_table(error: ModelyardError, status: grpc.StatusCode) -> None:
     back = error_from_status(status, error.message, trailers_of(error))
     assert type(back) is type(error)
     assert (back.message, back.param, back.code) == (error.message, error.param, error.code)
+    assert back.retry_after_s == error.retry_after_s
+
+
+def test_overloaded_carries_grpc_pushback_in_milliseconds() -> None:
+    trailers = dict(trailers_of(Overloaded("busy", retry_after_s=3)))
+    assert trailers == {
+        KIND_KEY: "Overloaded",
+        CODE_KEY: "overloaded",
+        RETRY_AFTER_KEY: "3",
+        PUSHBACK_KEY: "3000",
+    }
 
 
 def test_trailers_name_kind_code_and_param_only_when_set() -> None:
