@@ -174,11 +174,14 @@ class GatewaySettings(_Strict):
         description="a streamed response whose client reads nothing for this long (the "
         "socket's send buffers stay full) is cut off and its engine requests aborted",
     )
+    # Longer than clients' own idle expiry (httpx, under the OpenAI SDK: 5 s), so a client
+    # never reuses a pooled connection at the moment the server closes it (a ReadError).
     keep_alive_timeout_s: int = Field(
-        default=5,
+        default=90,
         ge=1,
         description="an idle keep-alive connection is closed after this many seconds "
-        "(the Serve HTTP server's keep_alive_timeout_s)",
+        "(the Serve HTTP server's keep_alive_timeout_s; Serve's default, and longer than "
+        "clients' pool expiry)",
     )
     replicas: int = Field(default=1, ge=1)
     request_timeout_s: float = Field(default=600.0, gt=0)
