@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess  # nosec B404
@@ -23,12 +24,26 @@ import httpx
 STOP_WAIT_S = 10.0
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+#: Where `free_port` looks: above Ray's worker ports (10002-19999) and below Linux's
+#: ephemeral range (32768-60999), from which every `bind(port 0)` — Ray's own servers, other
+#: tests — and every outgoing connection takes its port. A port handed out from the
+#: ephemeral range could be taken by one of those between this check and the server's bind.
+FREE_PORT_RANGE = (20000, 32767)
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (see `FREE_PORT_RANGE`)."""
+    pick = rng or random.SystemRandom()
+    low, high = FREE_PORT_RANGE
+    for _ in range(200):
+        port = pick.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 in {low}-{high}")
 
 
 class ManagedProcess:

@@ -12,7 +12,6 @@ its text (MiniMax-M1), LoRA adapters (Mistral Small), and two plain ones.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from bench.processes import free_port
 from cluster.config import ClusterConfig, GatewaySettings, ModelDeployment, load_builtin_catalog
 from cluster.gateway.grpc.lifespan import attach_grpc_server
 from cluster.gateway.http import build_gateway_app
@@ -36,13 +36,6 @@ MODELS = (
 MAX_BODY = 64 * 1024
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True)
 class LiveGateway:
     base_url: str
@@ -51,7 +44,10 @@ class LiveGateway:
 
 @contextmanager
 def live_gateway(start_timeout_s: float = 20.0) -> Iterator[LiveGateway]:
-    port, grpc_port = free_port(), free_port()
+    port = free_port()
+    grpc_port = free_port()
+    while grpc_port == port:
+        grpc_port = free_port()
     config = ClusterConfig(
         gateway=GatewaySettings(
             host="127.0.0.1",

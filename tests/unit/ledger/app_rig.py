@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bench.processes import free_port
 from cluster.config import (
     AuthSettings,
     ClusterConfig,
@@ -63,12 +63,6 @@ class Rig:
         return await self.http.post("/api/v1/chat/completions", json=body, headers=headers)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def billing_app(
     ledger_url: str,
@@ -87,7 +81,7 @@ async def billing_app(
     backend = EngineBackend({QWEN: SimEngine(served[0], replica_id="r0", clock=VirtualClock())})
     await backend.start()
     app = build_gateway_app(config, served, backend, environ=environ)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
