@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import yaml
@@ -40,3 +41,16 @@ def local_config_data(
     for model in data["models"]:
         model["sim"] = {**model.get("sim", {}), "speedup": speedup}
     return data
+
+
+def wait_app_running(app_name: str, timeout_s: float) -> None:
+    """Poll Serve until `app_name` is RUNNING (raises TimeoutError)."""
+    from ray import serve
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app = serve.status().applications.get(app_name)
+        if app is not None and str(app.status.value) == "RUNNING":
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"app {app_name!r} not RUNNING after {timeout_s:.0f}s")

@@ -28,7 +28,7 @@ from cluster.errors import Overloaded
 from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, grpc_code, user
 from cluster.gateway.grpc.status import PUSHBACK_KEY
 from deployments.launcher import LocalCluster
-from tests.integration.live import HTTP_TIMEOUT_S, QWEN
+from tests.integration.live import HTTP_TIMEOUT_S, QWEN, wait_app_running
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +38,6 @@ BURST = 16
 DEPLOY_TIMEOUT_S = 120.0
 #: Generous: the refusal is measured in milliseconds (docs/RELIABILITY.md), not asserted.
 REFUSAL_BOUND_S = 2.0
-
-
-def _wait_running(app_name: str, timeout_s: float) -> None:
-    from ray import serve
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        app = serve.status().applications.get(app_name)
-        if app is not None and str(app.status.value) == "RUNNING":
-            return
-        time.sleep(0.25)
-    raise TimeoutError(f"app {app_name!r} not RUNNING after {timeout_s:.0f}s")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +71,7 @@ def tight_app(live_cluster: LocalCluster) -> Iterator[tuple[str, str, Any]]:
         wait_for_applications_running=False,
     )
     try:
-        _wait_running(APP, DEPLOY_TIMEOUT_S)
+        wait_app_running(APP, DEPLOY_TIMEOUT_S)
         handle = serve.get_deployment_handle(model.deployment_name, app_name=APP)
         base = live_cluster.app_base(APP, f"/{APP}")
         yield f"{base}/{APP}/api/v1", f"127.0.0.1:{grpc_port}", handle

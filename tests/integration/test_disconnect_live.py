@@ -20,7 +20,7 @@ import requests
 from cluster.config import load_builtin_catalog, parse_config
 from cluster.config.settings import ClusterConfig
 from deployments.launcher import LocalCluster
-from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL
+from tests.integration.live import HTTP_TIMEOUT_S, MISTRAL, wait_app_running
 
 pytestmark = pytest.mark.integration
 
@@ -28,18 +28,6 @@ APP = "slow"
 SLOW_SPEEDUP = 0.01
 DEPLOY_TIMEOUT_S = 120.0
 ABORT_TIMEOUT_S = 5.0
-
-
-def _wait_running(app_name: str, timeout_s: float) -> None:
-    from ray import serve
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        app = serve.status().applications.get(app_name)
-        if app is not None and str(app.status.value) == "RUNNING":
-            return
-        time.sleep(0.25)
-    raise TimeoutError(f"app {app_name!r} not RUNNING after {timeout_s:.0f}s")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +49,7 @@ def slow_app(live_cluster: LocalCluster) -> Iterator[tuple[str, Any]]:
         wait_for_applications_running=False,
     )
     try:
-        _wait_running(APP, DEPLOY_TIMEOUT_S)
+        wait_app_running(APP, DEPLOY_TIMEOUT_S)
         handle = serve.get_deployment_handle(model.deployment_name, app_name=APP)
         base = live_cluster.app_base(APP, f"/{APP}")
         yield f"{base}/{APP}/api/v1", handle
