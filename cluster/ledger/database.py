@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from cluster.config.settings import LedgerSettings
 from cluster.errors import ConfigError
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = 5_000
 
 _log = logging.getLogger(__name__)
 

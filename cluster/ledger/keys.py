@@ -23,6 +23,7 @@ from hashlib import sha256
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, Row, insert, select, update
 
+from cluster.ledger.health import unavailable_on_outage
 from cluster.ledger.records import from_nano, to_nano, utc
 from cluster.ledger.schema import api_keys
 
@@ -122,7 +123,7 @@ class KeyStore:
         return key, info
 
     def show(self, key_id: str) -> KeyInfo | None:
-        with self._engine.connect() as connection:
+        with unavailable_on_outage(), self._engine.connect() as connection:
             row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
         return None if row is None else _info(row)
 
@@ -158,7 +159,7 @@ class KeyStore:
         key_id = parse_key(key)
         if key_id is None:
             return None
-        with self._engine.connect() as connection:
+        with unavailable_on_outage(), self._engine.connect() as connection:
             row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
         presented = key_hash(self._pepper, key)
         stored = "0" * 64 if row is None else str(row._mapping["secret_hash"])

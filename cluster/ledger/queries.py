@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, String, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from cluster.ledger.health import unavailable_on_outage
 from cluster.ledger.records import UsageRecord, from_nano, utc
 from cluster.ledger.schema import usage_records
 
@@ -52,7 +53,7 @@ class LedgerQueries:
         query = select(usage_records).where(u.request_id == request_id)
         if key_id is not None:
             query = query.where(u.key_id == key_id)
-        with self._engine.connect() as connection:
+        with unavailable_on_outage(), self._engine.connect() as connection:
             row = connection.execute(query).first()
         if row is None:
             return None
@@ -86,7 +87,7 @@ class LedgerQueries:
         if key_id is not None:
             query = query.where(u.key_id == key_id)
         query = query.group_by(group).order_by(group)
-        with self._engine.connect() as connection:
+        with unavailable_on_outage(), self._engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
             UsageRow(

@@ -17,6 +17,15 @@ ledger's `Reserve`, `Settle`) run together in few statements (`_run_grouped`).
 A single writer thread per gateway process keeps SQLite free of lock contention; on
 PostgreSQL several gateways' writers commit concurrently (operations are conditional
 UPDATEs and ON CONFLICT inserts, safe under concurrency).
+
+When the database itself is unavailable (`health.is_outage`, confirmed by a probe) a batch
+is not retried op by op: every caller gets `LedgerUnavailable` at once, `health` is marked
+down, and the thread probes the database every `PROBE_INTERVAL_S` until it takes writes
+again. Work that must reach the database once it returns — the `failed` records that
+release reservations of requests whose record could not be written (`defer`) — waits in
+an in-memory outbox, committed by the first successful probe, before `health` is marked up
+(so service resumes by itself, without a restart). A gateway killed meanwhile leaves those
+reservations to restart recovery (`recovery`).
 """
 
 from __future__ import annotations
@@ -33,6 +42,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from cluster.ledger.health import (
+    PROBE_INTERVAL_S,
+    LedgerHealth,
+    describe,
+    is_outage,
+    probe,
+    refusal,
+)
+
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -40,6 +58,7 @@ Operation = Callable[[Connection], Any]
 
 DEFAULT_LINGER_S = 0.0
 DEFAULT_MAX_BATCH = 512
+MAX_DEFERRED = 100_000
 
 
 @dataclass(slots=True)
@@ -86,10 +105,16 @@ class GroupCommitWriter:
         *,
         linger_s: float = DEFAULT_LINGER_S,
         max_batch: int = DEFAULT_MAX_BATCH,
+        health: LedgerHealth | None = None,
+        probe_interval_s: float = PROBE_INTERVAL_S,
     ) -> None:
         self._engine = engine
         self._linger_s = linger_s
         self._max_batch = max_batch
+        self.health = health or LedgerHealth()
+        self._probe_interval_s = probe_interval_s
+        self._deferred: list[Operation] = []
+        self._deferred_lock = threading.Lock()
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.batches = 0
@@ -106,6 +131,21 @@ class GroupCommitWriter:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+
+    def defer(self, op: Operation) -> None:
+        """Run `op` once the database takes writes again (module docstring); thread-safe."""
+        with self._deferred_lock:
+            if len(self._deferred) >= MAX_DEFERRED:
+                _log.error(
+                    "ledger outbox full (%d): an operation is left to restart recovery",
+                    MAX_DEFERRED,
+                )
+                return
+            self._deferred.append(op)
+
+    @property
+    def deferred(self) -> int:
+        return len(self._deferred)
 
     async def submit(self, op: Callable[[Connection], T]) -> T:
         if self._thread is None:
@@ -138,11 +178,56 @@ class GroupCommitWriter:
     def _run(self) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
+            waiting = not self.health.available or bool(self._deferred)
+            try:
+                first = self._queue.get(timeout=self._probe_interval_s if waiting else None)
+            except queue.Empty:
+                self._recover()
+                continue
             if first is None:
                 break
             batch, stop = self._collect(first)
             self._commit(batch)
+            if self._deferred and self.health.available:
+                self._recover()
+
+    def _probe(self) -> BaseException | None:
+        """None when the database takes a write now, else why not."""
+        try:
+            with self._engine.begin() as connection:
+                probe(connection)
+        except Exception as err:
+            return err
+        return None
+
+    def _recover(self) -> None:
+        """Probe; when the database answers, commit the outbox and mark it available."""
+        with self._deferred_lock:
+            ops, self._deferred = self._deferred, []
+        try:
+            with self._engine.begin() as connection:
+                probe(connection)
+                _run_grouped(connection, ops)
+        except Exception as err:
+            with self._deferred_lock:
+                self._deferred[:0] = ops
+            if is_outage(err):
+                self._down(err)
+            else:
+                _log.exception("ledger outbox failed; kept for the next attempt")
+            return
+        if ops:
+            _log.warning("ledger: %d deferred operation(s) committed", len(ops))
+        self._up()
+
+    def _down(self, err: BaseException) -> None:
+        if self.health.mark_down(describe(err)):
+            _log.error("ledger database unavailable (%s): refusing new requests", describe(err))
+
+    def _up(self) -> None:
+        lasted = self.health.mark_up()
+        if lasted is not None:
+            _log.warning("ledger database available again after %.2f s", lasted)
 
     def _commit(self, batch: list[_Pending]) -> None:
         self.batches += 1
@@ -150,7 +235,13 @@ class GroupCommitWriter:
         try:
             with self._engine.begin() as connection:
                 results = _run_grouped(connection, [item.op for item in batch])
-        except Exception:
+        except Exception as err:
+            if is_outage(err) and self._probe() is not None:
+                # The database, not an operation: fail the batch at once, no retries.
+                self._down(err)
+                for item in batch:
+                    _resolve(item, None, refusal(describe(err)))
+                return
             if len(batch) == 1:
                 _log.exception("ledger write failed")
                 _resolve(batch[0], None, _failure())
@@ -159,6 +250,8 @@ class GroupCommitWriter:
             for item in batch:
                 self._commit_one(item)
             return
+        if not self.health.available and not self._deferred:
+            self._up()
         _resolve_all([(item, result) for item, result in zip(batch, results, strict=True)])
 
     def _commit_one(self, item: _Pending) -> None:

@@ -12,9 +12,11 @@ service themselves (tests that capture spans).
 Routes, under both /v1 and /api/v1: POST /chat/completions, POST /completions,
 GET /models, GET /models/{id} (ids contain '/'); and GET /openapi.json (the API's OpenAPI
 document, `cluster.http.openapi`), GET /health (200, or 503 when any model is unhealthy,
-with per-model status), GET /metrics (Prometheus text: the gateway's metrics, with every
-model replica's load when the backend offers `fleet()` (`cluster.gateway.telemetry.fleet`),
-then the engines' own, e.g. vLLM's `vllm:*`, when it offers `engine_metrics()`).
+with per-model status, and with a ledger its state: "ok", or "unavailable" while its
+database is, then status "degraded" — `cluster.ledger.health`), GET /metrics (Prometheus
+text: the gateway's metrics, with every model replica's load when the backend offers
+`fleet()` (`cluster.gateway.telemetry.fleet`), then the engines' own, e.g. vLLM's
+`vllm:*`, when it offers `engine_metrics()`).
 
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
 OpenAI error object otherwise; /health and /metrics stay open); `app.state` holds the
@@ -111,6 +113,7 @@ def create_app(
     engine_metrics: EngineMetrics | None = None,
     fleet: FleetSource | None = None,
     client_limits: ClientLimits | None = None,
+    ledger_state: Callable[[], str] | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -185,7 +188,11 @@ def create_app(
             models, ok = {}, False
         else:
             ok = bool(models) and all(models.values())
-        body = {"status": "ok" if ok else "unavailable", "models": models}
+        body: dict[str, object] = {"status": "ok" if ok else "unavailable", "models": models}
+        if ledger_state is not None:
+            body["ledger"] = ledger_state()
+            if ok and body["ledger"] != "ok":
+                body["status"] = "degraded"  # up, but refusing requests it could not bill
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_route() -> Response:
@@ -254,6 +261,7 @@ def build_gateway_app(
         engine_metrics=getattr(backend, "engine_metrics", None),
         fleet=getattr(backend, "fleet", None),
         client_limits=ClientLimits.of(gateway),
+        ledger_state=None if ledger is None else ledger.writer.health.state,
     )
     if ledger is not None:
         add_ledger_routes(app, authenticator, ledger.queries, ledger.keys, API_PREFIXES)

@@ -1,6 +1,9 @@
 """`LedgerMeter`: the `cluster.gateway.service.metering.Meter` over the ledger (`cluster.ledger`).
 
-admit (before dispatch), for a managed key (`Principal.limits`):
+admit (before dispatch): while the ledger's database is unavailable
+(`cluster.ledger.health`), every request is refused at once with `LedgerUnavailable` (503,
+Retry-After) — nothing is dispatched that could not be billed. Then, for a managed key
+(`Principal.limits`):
   1. the model must be one the key may use, else 403 (`param: model`);
   2. its request rate and token rate (`cluster.gateway.auth.ratelimit`), else 429 + Retry-After;
   3. a key with a budget reserves the worst-case cost (`operations.Reserve`, one
@@ -8,6 +11,11 @@ admit (before dispatch), for a managed key (`Principal.limits`):
      `refused` and answered 402.
 record (after the response, before its end reaches the client): the usage record and the
 settlement of the reservation in one transaction (`operations.Settle`), awaited.
+When a write fails for want of the database, the request's reservation is resolved later
+through the writer's outbox (`GroupCommitWriter.defer`): a completed response whose record
+failed (its client gets the error, not the answer's end) becomes a `failed` record with no
+tokens and no cost, as restart recovery writes; an aborted or failed one keeps its record;
+an admission whose reservation may or may not have been taken is released.
 Static keys and the anonymous caller are recorded (key id or none) without limits.
 """
 
@@ -20,7 +28,7 @@ from decimal import ROUND_CEILING, Decimal
 
 from cluster.config.settings import ServedModel
 from cluster.engine.types import Usage
-from cluster.errors import BudgetExhausted, PermissionDenied
+from cluster.errors import BudgetExhausted, LedgerUnavailable, PermissionDenied
 from cluster.gateway.auth.protocol import Principal
 from cluster.gateway.auth.ratelimit import RateLimiter
 from cluster.gateway.service.metering import RecordStatus, Ticket
@@ -54,6 +62,7 @@ class LedgerMeter:
     async def admit(
         self, caller: Principal, model: ServedModel, request_id: str, worst: Quote | None
     ) -> Ticket:
+        self._writer.health.check()
         now = self._clock()
         ticket = Ticket(request_id, model.id, caller.key_id, now)
         limits = caller.limits
@@ -68,9 +77,15 @@ class LedgerMeter:
         self._limiter.admit(caller.key_id, limits)
         if limits.budgeted and worst is not None:
             amount = reservation_nano(worst)
-            taken = await self._writer.submit(
-                operations.Reserve(caller.key_id, request_id, model.id, amount, self._owner, now)
-            )
+            try:
+                taken = await self._writer.submit(
+                    operations.Reserve(
+                        caller.key_id, request_id, model.id, amount, self._owner, now
+                    )
+                )
+            except LedgerUnavailable:
+                self._writer.defer(operations.Release(request_id))
+                raise
             if not taken:
                 nothing = Usage(prompt_tokens=0, completion_tokens=0)
                 refused = self._record(ticket, nothing, None, "refused")
@@ -107,6 +122,14 @@ class LedgerMeter:
     async def record(
         self, ticket: Ticket, usage: Usage, quote: Quote | None, status: RecordStatus
     ) -> None:
-        await self._writer.submit(operations.Settle(self._record(ticket, usage, quote, status)))
+        record = self._record(ticket, usage, quote, status)
+        try:
+            await self._writer.submit(operations.Settle(record))
+        except LedgerUnavailable:
+            if status == "completed":  # the client gets this error, not the answer's end
+                nothing = Usage(prompt_tokens=0, completion_tokens=0)
+                record = self._record(ticket, nothing, None, "failed")
+            self._writer.defer(operations.Settle(record))
+            raise
         if ticket.key_id is not None:
             self._limiter.add_tokens(ticket.key_id, usage.total_tokens)
