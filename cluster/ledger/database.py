@@ -5,7 +5,9 @@
 The URL comes from the environment variable `ledger.url_env` names (it may hold a password,
 so it is never in the cluster file and never logged); without it, SQLite at
 `ledger.sqlite_path` in WAL mode (`synchronous=FULL`: a committed transaction survives a
-crash of the process and of the machine). `postgresql://` URLs use psycopg 3.
+crash of the process and of the machine); a write waits up to `SQLITE_BUSY_TIMEOUT_MS` for
+another writer's lock before it fails (then `cluster.ledger.health` takes over).
+`postgresql://` URLs use psycopg 3.
 `migrate(engine)` runs the Alembic migrations shipped in `cluster/ledger/migrations` up to
 head, inside one transaction, at every start (a no-op when already there).
 

@@ -25,9 +25,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from cluster.errors import LedgerUnavailable
+from cluster.ledger.database import SQLITE_BUSY_TIMEOUT_MS
 
 PROBE_INTERVAL_S = 0.5
 RETRY_AFTER_S = 1
+PROBE_BUSY_TIMEOUT_MS = 250  # SQLite: how long a probe waits for another writer's lock
 
 # A write that needs the database's write lock and changes nothing (SQLite: fails while
 # another process holds the lock; PostgreSQL: needs a live connection).
@@ -35,7 +37,16 @@ PROBE = text("UPDATE api_keys SET spent_nano = spent_nano WHERE 1 = 0")
 
 
 def probe(connection: Connection) -> None:
-    connection.execute(PROBE)
+    """The probe write, in `connection`'s transaction; on SQLite it waits at most
+    `PROBE_BUSY_TIMEOUT_MS` for the lock (an outage is not confirmed twice as slowly)."""
+    if connection.dialect.name != "sqlite":
+        connection.execute(PROBE)
+        return
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={PROBE_BUSY_TIMEOUT_MS}")
+    try:
+        connection.execute(PROBE)
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def is_outage(err: BaseException) -> bool:
