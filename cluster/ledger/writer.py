@@ -178,11 +178,11 @@ class GroupCommitWriter:
     def _run(self) -> None:
         stop = False
         while not stop:
-            waiting = not self.health.available or bool(self._deferred)
-            try:
-                first = self._queue.get(timeout=self._probe_interval_s if waiting else None)
+            try:  # idle, it wakes every probe interval for the outbox and the probe
+                first = self._queue.get(timeout=self._probe_interval_s)
             except queue.Empty:
-                self._recover()
+                if not self.health.available or self._deferred:
+                    self._recover()
                 continue
             if first is None:
                 break
@@ -203,21 +203,37 @@ class GroupCommitWriter:
     def _recover(self) -> None:
         """Probe; when the database answers, commit the outbox and mark it available."""
         with self._deferred_lock:
-            ops, self._deferred = self._deferred, []
+            ops = list(self._deferred)  # only this thread removes; `defer` appends
         try:
             with self._engine.begin() as connection:
                 probe(connection)
                 _run_grouped(connection, ops)
         except Exception as err:
-            with self._deferred_lock:
-                self._deferred[:0] = ops
-            if is_outage(err):
+            if is_outage(err) and self._probe() is not None:
                 self._down(err)
-            else:
-                _log.exception("ledger outbox failed; kept for the next attempt")
+                return
+            self._recover_one_by_one(ops)
             return
+        with self._deferred_lock:
+            del self._deferred[: len(ops)]
         if ops:
             _log.warning("ledger: %d deferred operation(s) committed", len(ops))
+        self._up()
+
+    def _recover_one_by_one(self, ops: list[Operation]) -> None:
+        """The outbox failed as a whole with the database up: each op alone; one that fails
+        by itself is logged and dropped (restart recovery resolves its reservation)."""
+        for op in ops:
+            try:
+                with self._engine.begin() as connection:
+                    op(connection)
+            except Exception as err:
+                if is_outage(err) and self._probe() is not None:
+                    self._down(err)
+                    return
+                _log.exception("a deferred ledger operation failed; dropped")
+            with self._deferred_lock:
+                self._deferred.remove(op)
         self._up()
 
     def _down(self, err: BaseException) -> None:
