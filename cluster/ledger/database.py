@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -35,6 +35,7 @@ from cluster.config.settings import LedgerSettings
 from cluster.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+_RELAXED = "modelyard_relaxed_sync"
 
 _log = logging.getLogger(__name__)
 
@@ -65,6 +66,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _restore_full_sync(dbapi_connection: Any, record: Any) -> None:
+    """On check-in: a connection `relax_durability` relaxed is made FULL again."""
+    if record.info.pop(_RELAXED, False) and dbapi_connection is not None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+
+def relax_durability(connection: Connection) -> bool:
+    """SQLite: this transaction commits without an fsync (`synchronous=NORMAL`; the
+    connection is FULL again when returned to the pool). True when relaxed.
+
+    Only for a transaction whose loss in a machine crash loses nothing owed (a budget
+    reservation): in WAL mode the next FULL commit (the request's record) fsyncs the log up
+    to and including it, and a machine crash before that kills the gateway process on the
+    same machine with it, so its request never completed (restart recovery has nothing to
+    resolve). A process crash loses nothing: the commit is in the OS's cache. Not on
+    PostgreSQL, where gateways on other machines outlive a server crash and a lost
+    reservation could let them overrun a budget."""
+    if connection.dialect.name != "sqlite":
+        return False
+    proxied = connection.connection
+    cursor = proxied.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+    proxied.info[_RELAXED] = True
+    return True
+
+
 def create_ledger_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -72,6 +102,7 @@ def create_ledger_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, pool_size=8, max_overflow=8)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "checkin", _restore_full_sync)
         return engine
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
 

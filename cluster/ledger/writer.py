@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from cluster.ledger.database import relax_durability
 from cluster.ledger.health import (
     PROBE_INTERVAL_S,
     LedgerHealth,
@@ -250,7 +251,10 @@ class GroupCommitWriter:
         self.operations += len(batch)
         try:
             with self._engine.begin() as connection:
-                results = _run_grouped(connection, [item.op for item in batch])
+                ops = [item.op for item in batch]
+                if not any(getattr(type(op), "durable", True) for op in ops):
+                    relax_durability(connection)
+                results = _run_grouped(connection, ops)
         except Exception as err:
             if is_outage(err) and self._probe() is not None:
                 # The database, not an operation: fail the batch at once, no retries.
@@ -273,6 +277,8 @@ class GroupCommitWriter:
     def _commit_one(self, item: _Pending) -> None:
         try:
             with self._engine.begin() as connection:
+                if not getattr(type(item.op), "durable", True):
+                    relax_durability(connection)
                 result = item.op(connection)
         except Exception:
             _log.exception("ledger write failed")

@@ -23,6 +23,7 @@ from cluster.errors import LedgerUnavailable, ModelyardError
 from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, grpc_code, user
 from cluster.gateway.grpc.server import build_grpc_server
 from cluster.ledger import operations
+from cluster.ledger.database import relax_durability
 from cluster.ledger.health import LedgerHealth
 from cluster.ledger.schema import usage_records
 from cluster.ledger.writer import GroupCommitWriter
@@ -161,3 +162,18 @@ async def test_both_front_doors_refuse_while_locked_and_resume(tmp_path: Path) -
         finally:
             lock.close()
             await server.stop(1.0)
+
+
+def test_a_relaxed_sqlite_connection_is_full_again_in_the_pool(tmp_path: Path) -> None:
+    """`relax_durability` (reservation batches on SQLite) lasts one transaction: the pooled
+    connection is back to synchronous=FULL (2) for whoever takes it next."""
+    engine = ledger_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    engine.dispose()  # one fresh pooled connection from here on
+    with engine.begin() as connection:
+        assert relax_durability(connection)
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        first = connection.connection.dbapi_connection
+    with engine.connect() as connection:
+        assert connection.connection.dbapi_connection is first
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()
