@@ -1,6 +1,6 @@
 """Medians over seeds of `modelyard bench autoscale --json` outputs, as a Markdown table.
 
-    python -m bench.autoscale.summary FILE.json [FILE.json ...] [--bar]
+    python -m bench.autoscale.summary FILE.json [FILE.json ...] [--bar] [--frontier PNG]
 
 One row per policy (in the order of the first file): the median of every seed's value,
 the range in brackets when the seeds differ. With `--bar`, a line under the table says,
@@ -8,7 +8,8 @@ seed by seed, whether modelyard meets the issue's bar against the best baseline 
 highest attainment; among equals, the fewest replica-hours; the yardsticks `fixed:N` and
 `clairvoyant:H` are not baselines): attainment >= the best's with replica-hours <= 0.8 x
 its, or attainment >= the best's + 5 points with replica-hours <= its; and at most one
-change of direction per 10 minutes.
+change of direction per 10 minutes. `--frontier PNG` draws attainment against
+replica-hours (`bench.autoscale.plot.plot_frontier`).
 """
 
 from __future__ import annotations
@@ -90,10 +91,21 @@ def table(runs: Sequence[dict[str, Any]], bar: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.autoscale.summary")
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--bar", action="store_true", help="add the bar column")
+    p.add_argument("--bar", action="store_true", help="say whether modelyard meets the bar")
+    p.add_argument("--frontier", type=Path, default=None, help="write the frontier PNG")
     args = p.parse_args(argv)
     runs = [json.loads(f.read_text()) for f in args.files]
     print(table(runs, args.bar))
+    if args.frontier is not None:
+        from bench.autoscale.plot import plot_frontier
+
+        first = runs[0]
+        title = (
+            f"{Path(first['arrivals']).name} x{first['scale']:g}, warm-up "
+            f"{first['warmup_s']:g} s, start {first['initial_replicas']} replicas, "
+            f"{len(runs)} seed(s)"
+        )
+        plot_frontier(runs, args.frontier, title)
     return 0
 
 
