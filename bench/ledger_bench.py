@@ -21,7 +21,10 @@ connections, statement caches). Per cell:
   two p99s — what the ledger adds to a request's tail, with the event loop's own
   scheduling delay (present with the ledger off too) taken out. `--lockstep` starts every
   client at once instead (a burst of C simultaneous writes per round, the worst case).
-- the load average (1 min) before each cell, since the host is shared.
+- the load average (1 min) before each cell, and an fsync probe at the start and the end,
+  since the host is shared (every request awaits one durable commit: its record).
+  `--durable-reservations` fsyncs the reservations too, as before
+  `cluster.ledger.database.relax_durability`, for the comparison.
 
 Each cell is the median of `--runs` runs (fresh database each). Prints a Markdown table.
 """
@@ -49,6 +52,7 @@ from cluster.engine.types import Usage
 from cluster.gateway.auth.protocol import KeyLimits, Principal
 from cluster.gateway.service.ledger_meter import LedgerMeter
 from cluster.gateway.service.metering import Meter, NoMeter
+from cluster.ledger import operations
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
 from cluster.ledger.writer import GroupCommitWriter
@@ -247,7 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generation-ms", type=float, default=500.0)
     parser.add_argument("--solo-generation-ms", type=float, default=50.0, help="at C = 1")
     parser.add_argument("--lockstep", action="store_true", help="start every client at once")
+    parser.add_argument(
+        "--durable-reservations",
+        action="store_true",
+        help="fsync reservation batches too (as before `database.relax_durability`)",
+    )
     args = parser.parse_args(argv)
+    if args.durable_reservations:
+        operations.Reserve.durable = True
     server = admin = None
     if "postgresql" in args.databases:
         server, admin = _start_postgres()
@@ -276,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.cleanup()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\nload average at the end: {load}")
+    p50, p99 = fsync_baseline(tmp)
+    print(f"\nfsync at the end: p50 {p50:.2f} ms, p99 {p99:.2f} ms; load average: {load}")
     return 0
 
 
