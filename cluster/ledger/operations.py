@@ -91,8 +91,11 @@ def _move_to_spent(
         ).all()
         for key_id, amount in rows:
             released[str(key_id)] += int(amount)
-    for key_id in sorted(set(released) | {key for key, v in spent.items() if v}):
-        params = {"key": key_id, "released": released.get(key_id, 0), "spent": spent.get(key_id, 0)}
+    params = [
+        {"key": key_id, "released": released.get(key_id, 0), "spent": spent.get(key_id, 0)}
+        for key_id in sorted(set(released) | {key for key, v in spent.items() if v})
+    ]
+    if params:  # one executemany: one round trip on PostgreSQL (psycopg 3's pipeline)
         connection.execute(_MOVE, params)
 
 
