@@ -10,6 +10,21 @@ Each replica numbers its `KVEventBatch`es with `seq`, +1 per batch. For each rep
   the caller to resynchronise (demote that replica's exact entries to provisional, so
   they expire unless later events confirm them) and then applies the held batches in
   order from the oldest. `window = 0` declares loss at the first gap.
+
+Snapshots (`cluster.kv_events.snapshot`): a router that joins or loses events asks the
+replica for its whole cache. From `await_snapshot(r)` until the answer, r's batches are
+only buffered (at most `max_buffered`, the oldest dropped: a gap, resolved as above);
+`rebase(r, seq)` — the snapshot holds everything up to `seq` — drops the held batches,
+makes `seq` the last applied (None: the replica had published nothing, the next batch is
+the baseline) and passes the buffered batches through `accept` in `seq` order, so those
+the snapshot already covers are ignored and later ones apply in order. `abandon(r)` (no
+snapshot came) passes the buffered batches through `accept` unchanged.
+
+    r's state        batch seq s arrives           result
+    awaiting         any                           buffered, nothing applied
+    last = L         s <= L, or s already held     ignored (duplicate / too late)
+    last = L         s = L + 1                     s and the held ones now in order
+    last = L         s > L + 1                     held; > window held → resync + apply
 """
 
 from __future__ import annotations
@@ -29,19 +44,56 @@ class SyncResult:
 class EventSequencer:
     """Per-replica sequencing state. `accept` returns what to apply, in order."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, *, max_buffered: int = 10_000) -> None:
         self.window = window
+        self.max_buffered = max_buffered
         self._last: dict[str, int] = {}
         self._held: dict[str, dict[int, KVEventBatch]] = {}
+        self._buffered: dict[str, list[KVEventBatch]] = {}
         self.lost_batches = 0
         self.ignored_batches = 0
 
     def forget(self, replica_id: str) -> None:
         self._last.pop(replica_id, None)
         self._held.pop(replica_id, None)
+        self._buffered.pop(replica_id, None)
+
+    def awaiting(self, replica_id: str) -> bool:
+        return replica_id in self._buffered
+
+    def await_snapshot(self, replica_id: str) -> None:
+        self._buffered.setdefault(replica_id, [])
+
+    def rebase(self, replica_id: str, seq: int | None) -> SyncResult:
+        """A snapshot current at `seq` was applied: continue the stream after it."""
+        buffered = self._buffered.pop(replica_id, [])
+        self._held.pop(replica_id, None)
+        if seq is None:
+            self._last.pop(replica_id, None)
+        else:
+            self._last[replica_id] = seq
+        return self._replay(buffered)
+
+    def abandon(self, replica_id: str) -> SyncResult:
+        """No snapshot: apply what was buffered as if it had just arrived."""
+        return self._replay(self._buffered.pop(replica_id, []))
+
+    def _replay(self, batches: list[KVEventBatch]) -> SyncResult:
+        out = SyncResult()
+        for batch in sorted(batches, key=lambda b: b.seq):
+            result = self.accept(batch)
+            out.apply.extend(result.apply)
+            out.resync |= result.resync
+        return out
 
     def accept(self, batch: KVEventBatch) -> SyncResult:
         rid = batch.replica_id
+        buffered = self._buffered.get(rid)
+        if buffered is not None:
+            buffered.append(batch)
+            if len(buffered) > self.max_buffered:
+                del buffered[0]
+            return SyncResult()
         last = self._last.get(rid)
         if last is None:
             self._last[rid] = batch.seq

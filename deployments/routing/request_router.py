@@ -28,7 +28,12 @@ reports the endpoint in `record_routing_stats()` (`kv_events`). Whenever Serve h
 router a new replica set (membership or stats changed), its `EventFeed` subscribes to
 every listed endpoint and drops the rest; batches are applied with
 `Router.on_kv_events` on this same loop (sequence gaps → the replica's exact entries are
-demoted to provisional, `cluster.routing.sync`). Every router reads the same events,
+demoted to provisional, `cluster.routing.sync`). Snapshots: each replica also reports a
+snapshot endpoint (`kv_snapshot`, `cluster.kv_events.snapshot`); the router asks it for
+the replica's whole cache when it first subscribes (blocks cached before are never sent
+again), after a sequence gap, and after adopting a block size, and replaces that
+replica's exact entries with it (`Router.on_kv_snapshot`); its batches meanwhile are
+buffered and applied after the snapshot's `seq`. Every router reads the same events,
 so every gateway replica holds the same exact index; only the provisional entries (each
 router's own recent decisions) differ. Simulated and vLLM replicas are both subscribed:
 for vLLM the router renders prompts with the model's own tokenizer
@@ -65,6 +70,7 @@ from ray.serve.request_router import PendingRequest, RequestRouter, RunningRepli
 from cluster.engine import EngineRequest, KVEventBatch
 from cluster.errors import ModelyardError
 from cluster.kv_events.feed import EventFeed
+from cluster.kv_events.snapshot import Snapshot
 from cluster.routing import Decision, Router, RouteRequest
 from deployments.replica_methods import GENERATE_METHODS
 from deployments.routing.config import RouterKwargs, adopted_block_size
@@ -130,6 +136,9 @@ class RoutingRequestRouter(RequestRouter):
         self.config = self.config.with_block_tokens(size)
         self.policy = Router(self.config.settings)
         self.hasher = self._hasher()
+        if self.feed is not None:  # the new index has none of the events seen so far
+            for name in self.feed.replicas:
+                self._resync(name)
 
     # ---- Serve's routing call ---------------------------------------------------------
 
@@ -267,13 +276,18 @@ class RoutingRequestRouter(RequestRouter):
         for gone in [rid for rid in self._names if rid not in current]:
             self._forget(self._names.pop(gone))
         endpoints: dict[str, str] = {}
+        snapshots: dict[str, str] = {}
         for r in replicas:
             name = self._name(r.replica_id)
             endpoint = r.routing_stats.get("kv_events")
             if isinstance(endpoint, str) and endpoint:
                 endpoints[name] = endpoint
+            snapshot = r.routing_stats.get("kv_snapshot")
+            if isinstance(snapshot, str) and snapshot:
+                snapshots[name] = snapshot
         if self.feed is not None:
-            self.feed.sync(endpoints)
+            for name in self.feed.sync(endpoints, snapshots):
+                self._resync(name)
         self.replica_stats = {self._name(r.replica_id): r.routing_stats for r in replicas}
 
     def _forget(self, name: str) -> None:
@@ -290,11 +304,29 @@ class RoutingRequestRouter(RequestRouter):
             return
         self.loop = asyncio.get_running_loop()
         if self.config.kv_events:
-            self.feed = EventFeed(self._on_batch)
+            self.feed = EventFeed(
+                self._on_batch,
+                on_snapshot=self._on_snapshot,
+                on_snapshot_failed=self._on_snapshot_failed,
+            )
 
     def _on_batch(self, batch: KVEventBatch) -> None:
         self.kv_batches += 1
-        self.policy.on_kv_events(batch, time.monotonic())
+        if self.policy.on_kv_events(batch, time.monotonic()):
+            self._resync(batch.replica_id)
+
+    def _resync(self, name: str) -> None:
+        """Ask the replica for its whole cache (if it offers one); buffer its batches."""
+        if self.feed is not None and self.feed.request_snapshot(name):
+            self.policy.begin_snapshot(name)
+
+    def _on_snapshot(self, name: str, snapshot: Snapshot) -> None:
+        if self.policy.on_kv_snapshot(name, snapshot.seq, snapshot.events, time.monotonic()):
+            self._resync(name)
+
+    def _on_snapshot_failed(self, name: str) -> None:
+        if self.policy.snapshot_failed(name, time.monotonic()):
+            self._resync(name)
 
     async def close(self) -> None:
         """Stop every KV event subscription (tests; Serve has no router shutdown hook)."""
@@ -321,6 +353,9 @@ class RoutingRequestRouter(RequestRouter):
                 "exact_blocks": len(exact.get(name, ())),
                 "kv_events": feed.endpoint if feed is not None else None,
                 "kv_batches": feed.batches if feed is not None else 0,
+                "kv_snapshot": feed.snapshot_endpoint if feed is not None else None,
+                "snapshots": feed.snapshots if feed is not None else 0,
+                "snapshot_failures": feed.snapshot_failures if feed is not None else 0,
             }
         return {
             "model": self.config.model_id,
@@ -337,6 +372,8 @@ class RoutingRequestRouter(RequestRouter):
             "index_blocks": len(policy.index),
             "kv_batches": self.kv_batches,
             "lost_batches": policy.sequencer.lost_batches,
+            "ignored_batches": policy.sequencer.ignored_batches,
+            "snapshots": policy.snapshots,
             "skipped_events": policy.events.skipped_events,
             "replicas": replicas,
             "exact_index": (
