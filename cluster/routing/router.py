@@ -115,7 +115,9 @@ class Router:
         self.filters = list(default_filters(settings) if filters is None else filters)
         self.picker = default_picker(settings) if picker is None else picker
         self.index = PrefixIndex(settings.index)
-        self.sequencer = EventSequencer(settings.index.reorder_window)
+        self.sequencer = EventSequencer(
+            settings.index.reorder_window, max_hold_s=settings.index.reorder_timeout_s
+        )
         self.events = EventApplier(self.index)
         self.snapshots = 0
         self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -279,7 +281,7 @@ class Router:
 
     def on_kv_events(self, batch: KVEventBatch, now: float) -> bool:
         """Apply in order (`sync`); True when batches were lost (a snapshot would help)."""
-        return self._applied(batch.replica_id, self.sequencer.accept(batch), now)
+        return self._applied(batch.replica_id, self.sequencer.accept(batch, now), now)
 
     def begin_snapshot(self, replica_id: str) -> None:
         self.sequencer.await_snapshot(replica_id)

@@ -5,9 +5,10 @@ Each replica numbers its `KVEventBatch`es with `seq`, +1 per batch. For each rep
 - the first batch seen sets the baseline and is applied (a router may join mid-stream);
 - seq ≤ last applied: a duplicate or a straggler already given up on → ignored;
 - seq = last + 1: applied, followed by any held batches that are now in order;
-- seq > last + 1: held, up to `window` batches, hoping the missing ones arrive late;
-  when more than `window` are held, the missing ones are declared lost: the result asks
-  the caller to resynchronise (demote that replica's exact entries to provisional, so
+- seq > last + 1: held, up to `window` batches and (with `max_hold_s` and a `now`) for at
+  most `max_hold_s` since the gap was first seen, hoping the missing ones arrive late;
+  when more are held, or a batch arrives after that time, the missing ones are declared
+  lost: the result asks the caller to resynchronise (demote that replica's exact entries to provisional, so
   they expire unless later events confirm them) and then applies the held batches in
   order from the oldest. `window = 0` declares loss at the first gap.
 
@@ -24,7 +25,8 @@ snapshot came) passes the buffered batches through `accept` unchanged.
     awaiting         any                           buffered, nothing applied
     last = L         s <= L, or s already held     ignored (duplicate / too late)
     last = L         s = L + 1                     s and the held ones now in order
-    last = L         s > L + 1                     held; > window held → resync + apply
+    last = L         s > L + 1                     held; > window held, or the gap older
+                                                   than max_hold_s → resync + apply
 """
 
 from __future__ import annotations
@@ -44,9 +46,13 @@ class SyncResult:
 class EventSequencer:
     """Per-replica sequencing state. `accept` returns what to apply, in order."""
 
-    def __init__(self, window: int, *, max_buffered: int = 10_000) -> None:
+    def __init__(
+        self, window: int, *, max_hold_s: float | None = None, max_buffered: int = 10_000
+    ) -> None:
         self.window = window
+        self.max_hold_s = max_hold_s
         self.max_buffered = max_buffered
+        self._since: dict[str, float] = {}  # when the replica's oldest open gap was seen
         self._last: dict[str, int] = {}
         self._held: dict[str, dict[int, KVEventBatch]] = {}
         self._buffered: dict[str, list[KVEventBatch]] = {}
@@ -56,6 +62,7 @@ class EventSequencer:
     def forget(self, replica_id: str) -> None:
         self._last.pop(replica_id, None)
         self._held.pop(replica_id, None)
+        self._since.pop(replica_id, None)
         self._buffered.pop(replica_id, None)
 
     def awaiting(self, replica_id: str) -> bool:
@@ -68,6 +75,7 @@ class EventSequencer:
         """A snapshot current at `seq` was applied: continue the stream after it."""
         buffered = self._buffered.pop(replica_id, [])
         self._held.pop(replica_id, None)
+        self._since.pop(replica_id, None)
         if seq is None:
             self._last.pop(replica_id, None)
         else:
@@ -86,7 +94,7 @@ class EventSequencer:
             out.resync |= result.resync
         return out
 
-    def accept(self, batch: KVEventBatch) -> SyncResult:
+    def accept(self, batch: KVEventBatch, now: float | None = None) -> SyncResult:
         rid = batch.replica_id
         buffered = self._buffered.get(rid)
         if buffered is not None:
@@ -107,12 +115,25 @@ class EventSequencer:
             return SyncResult(ignored=True)
         held[batch.seq] = batch
         result = SyncResult(apply=self._drain(rid, held))
-        if len(held) > self.window:
+        if held and now is not None:
+            self._since.setdefault(rid, now)
+        since = self._since.get(rid)
+        overdue = (
+            now is not None
+            and since is not None
+            and self.max_hold_s is not None
+            and now - since > self.max_hold_s
+        )
+        if len(held) > self.window or overdue:
             first = min(held)
             self.lost_batches += first - self._last[rid] - 1
             self._last[rid] = first - 1
             result.resync = True
             result.apply.extend(self._drain(rid, held))
+        if not held:
+            self._since.pop(rid, None)
+        elif result.resync and now is not None:
+            self._since[rid] = now
         return result
 
     def _drain(self, rid: str, held: dict[int, KVEventBatch]) -> list[KVEventBatch]:

@@ -67,10 +67,9 @@ from ray.serve._private.common import ReplicaID
 from ray.serve._private.replica_result import ReplicaResult
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
-from cluster.engine import EngineRequest, KVEventBatch
+from cluster.engine import EngineRequest
 from cluster.errors import ModelyardError
-from cluster.kv_events.feed import EventFeed
-from cluster.kv_events.snapshot import Snapshot
+from cluster.kv_events.index_feed import IndexFeed
 from cluster.routing import Decision, Router, RouteRequest
 from deployments.replica_methods import GENERATE_METHODS
 from deployments.routing.config import RouterKwargs, adopted_block_size
@@ -109,8 +108,7 @@ class RoutingRequestRouter(RequestRouter):
         self.hashing = OffLoopHashing()
         self.loads = LoadBook()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.feed: EventFeed | None = None
-        self.kv_batches = 0
+        self.feed: IndexFeed | None = None
         self.decision_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decision_cpu_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max(1, config.record_decisions))
@@ -137,8 +135,8 @@ class RoutingRequestRouter(RequestRouter):
         self.policy = Router(self.config.settings)
         self.hasher = self._hasher()
         if self.feed is not None:  # the new index has none of the events seen so far
-            for name in self.feed.replicas:
-                self._resync(name)
+            for name in self.feed.feed.replicas:
+                self.feed.resync(name)
 
     # ---- Serve's routing call ---------------------------------------------------------
 
@@ -286,8 +284,7 @@ class RoutingRequestRouter(RequestRouter):
             if isinstance(snapshot, str) and snapshot:
                 snapshots[name] = snapshot
         if self.feed is not None:
-            for name in self.feed.sync(endpoints, snapshots):
-                self._resync(name)
+            self.feed.sync(endpoints, snapshots)
         self.replica_stats = {self._name(r.replica_id): r.routing_stats for r in replicas}
 
     def _forget(self, name: str) -> None:
@@ -304,29 +301,7 @@ class RoutingRequestRouter(RequestRouter):
             return
         self.loop = asyncio.get_running_loop()
         if self.config.kv_events:
-            self.feed = EventFeed(
-                self._on_batch,
-                on_snapshot=self._on_snapshot,
-                on_snapshot_failed=self._on_snapshot_failed,
-            )
-
-    def _on_batch(self, batch: KVEventBatch) -> None:
-        self.kv_batches += 1
-        if self.policy.on_kv_events(batch, time.monotonic()):
-            self._resync(batch.replica_id)
-
-    def _resync(self, name: str) -> None:
-        """Ask the replica for its whole cache (if it offers one); buffer its batches."""
-        if self.feed is not None and self.feed.request_snapshot(name):
-            self.policy.begin_snapshot(name)
-
-    def _on_snapshot(self, name: str, snapshot: Snapshot) -> None:
-        if self.policy.on_kv_snapshot(name, snapshot.seq, snapshot.events, time.monotonic()):
-            self._resync(name)
-
-    def _on_snapshot_failed(self, name: str) -> None:
-        if self.policy.snapshot_failed(name, time.monotonic()):
-            self._resync(name)
+            self.feed = IndexFeed(lambda: self.policy)
 
     async def close(self) -> None:
         """Stop every KV event subscription (tests; Serve has no router shutdown hook)."""
@@ -346,7 +321,7 @@ class RoutingRequestRouter(RequestRouter):
         replicas: dict[str, Any] = {}
         for name in sorted(set(self._names.values())):
             count, tokens = self.loads.own(name)
-            feed = self.feed.stats.get(name) if self.feed is not None else None
+            feed = self.feed.feed.stats.get(name) if self.feed is not None else None
             replicas[name] = {
                 "in_flight": count,
                 "in_flight_prefill_tokens": tokens,
@@ -370,7 +345,7 @@ class RoutingRequestRouter(RequestRouter):
             "kv_events": self.config.kv_events,
             "block_tokens": self.config.block_tokens,
             "index_blocks": len(policy.index),
-            "kv_batches": self.kv_batches,
+            "kv_batches": self.feed.batches if self.feed is not None else 0,
             "lost_batches": policy.sequencer.lost_batches,
             "ignored_batches": policy.sequencer.ignored_batches,
             "snapshots": policy.snapshots,
