@@ -13,7 +13,8 @@ replica reports to routers (`kv_events`, `kv_snapshot`) with the fault counts wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from cluster.config.faults import KVEventFaults
@@ -25,7 +26,14 @@ from cluster.kv_events.snapshot import SnapshotServer
 
 
 class Republisher:
-    def __init__(self, *, host: str, faults: KVEventFaults | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        faults: KVEventFaults | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self.mirror = CacheMirror()
         self.faults = FaultInjector(faults) if faults is not None else None
         self.publisher = KVEventPublisher(bind_port=0, host=host)
@@ -35,7 +43,7 @@ class Republisher:
     def start(self, batches: AsyncIterator[KVEventBatch]) -> None:
         stream = mirrored(batches, self.mirror)
         if self.faults is not None:
-            stream = inject(stream, self.faults)
+            stream = inject(stream, self.faults, self._clock)
         self.snapshots.start()
         self._pump = asyncio.get_running_loop().create_task(
             self.publisher.pump(stream), name="kv-events-publisher"

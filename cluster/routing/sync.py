@@ -115,7 +115,9 @@ class EventSequencer:
             return SyncResult(ignored=True)
         held[batch.seq] = batch
         result = SyncResult(apply=self._drain(rid, held))
-        if held and now is not None:
+        if not held:
+            self._since.pop(rid, None)
+        elif now is not None:
             self._since.setdefault(rid, now)
         since = self._since.get(rid)
         overdue = (
