@@ -8,9 +8,9 @@ Each replica numbers its `KVEventBatch`es with `seq`, +1 per batch. For each rep
 - seq > last + 1: held, up to `window` batches and (with `max_hold_s` and a `now`) for at
   most `max_hold_s` since the gap was first seen, hoping the missing ones arrive late;
   when more are held, or a batch arrives after that time, the missing ones are declared
-  lost: the result asks the caller to resynchronise (demote that replica's exact entries to provisional, so
-  they expire unless later events confirm them) and then applies the held batches in
-  order from the oldest. `window = 0` declares loss at the first gap.
+  lost: the result asks the caller to resynchronise (demote that replica's exact entries
+  to provisional, so they expire unless later events confirm them) and then applies the
+  held batches in order from the oldest. `window = 0` declares loss at the first gap.
 
 Snapshots (`cluster.kv_events.snapshot`): a router that joins or loses events asks the
 replica for its whole cache. From `await_snapshot(r)` until the answer, r's batches are

@@ -331,6 +331,7 @@ class RoutingRequestRouter(RequestRouter):
                 "kv_snapshot": feed.snapshot_endpoint if feed is not None else None,
                 "snapshots": feed.snapshots if feed is not None else 0,
                 "snapshot_failures": feed.snapshot_failures if feed is not None else 0,
+                "kv_faults": self.replica_stats.get(name, {}).get("kv_faults"),
             }
         return {
             "model": self.config.model_id,
