@@ -46,7 +46,9 @@ def load(settings: AutoscalingSettings, ctx: PolicyContext) -> float:
     queue = ctx.ongoing / settings.target_ongoing_per_replica
     prompt_target = settings.target_prompt_tokens_per_s
     prefill = ctx.prompt_tokens_per_s / prompt_target if prompt_target else 0.0
-    return max(queue, prefill)
+    busy_target = settings.target_busy_fraction
+    busy = ctx.busy / busy_target if busy_target else 0.0
+    return max(queue, prefill, busy)
 
 
 @dataclass(frozen=True, slots=True)
