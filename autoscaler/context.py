@@ -26,8 +26,6 @@ class PolicyContext:
     - `kv_usage`: mean KV-cache usage of the ready replicas in [0, 1].
     - `prompt_tokens_per_s`: prompt tokens arriving at the gateway per second (recent).
     - `recent_ttft_s`: mean time to first token of the ready replicas' recent requests.
-    - `busy`: the sum over the ready replicas of their busy fraction (share of recent wall
-      time with a prompt not yet answered: `cluster.engine.signals`), in replicas.
     """
 
     now: float
@@ -38,7 +36,6 @@ class PolicyContext:
     kv_usage: float = 0.0
     prompt_tokens_per_s: float = 0.0
     recent_ttft_s: float = 0.0
-    busy: float = 0.0
 
     @property
     def capacity(self) -> int:

@@ -46,9 +46,7 @@ def load(settings: AutoscalingSettings, ctx: PolicyContext) -> float:
     queue = ctx.ongoing / settings.target_ongoing_per_replica
     prompt_target = settings.target_prompt_tokens_per_s
     prefill = ctx.prompt_tokens_per_s / prompt_target if prompt_target else 0.0
-    busy_target = settings.target_busy_fraction
-    busy = ctx.busy / busy_target if busy_target else 0.0
-    return max(queue, prefill, busy)
+    return max(queue, prefill)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,8 @@ From the context to `autoscaler.context.PolicyContext`:
   handles: the gateway's pending requests), averaged by Serve over `look_back_period_s`;
 - waiting = sum of the replicas' `waiting` + `total_queued_requests` (handle queues);
 - kv_usage = mean of the replicas' `kv_usage`; recent_ttft_s = mean of their
-  `recent_ttft_s` (replicas without one left out); prompt_tokens_per_s = sum of theirs;
-  busy = sum of their `busy` fractions (`cluster.engine.signals`, reported by
-  `ModelReplica.record_autoscaling_stats`);
+  `recent_ttft_s` (replicas without one left out); prompt_tokens_per_s = sum of theirs
+  (`cluster.engine.signals`, reported by `ModelReplica.record_autoscaling_stats`);
 - now = `current_time`.
 
 The returned state is `PolicyState.to_dict()`; Serve stores it and hands it back as
@@ -65,7 +64,6 @@ def context_from_serve(ctx: Any) -> PolicyContext:
         kv_usage=sum(kv) / len(kv) if kv else 0.0,
         prompt_tokens_per_s=sum(_values(metrics, ReplicaSignal.PROMPT_TOKENS_PER_S)),
         recent_ttft_s=sum(ttft) / len(ttft) if ttft else 0.0,
-        busy=sum(_values(metrics, ReplicaSignal.BUSY)),
     )
 
 

@@ -60,7 +60,6 @@ def replica_stats_from(model: str, replica: str, stats: Mapping[str, Any]) -> Re
     """One replica's routing-stats report as `ReplicaStats` (bad or missing values: 0)."""
     kv = _number(stats.get("kv_usage")) or 0.0
     ttft = _number(stats.get("recent_ttft_s"))
-    busy = _number(stats.get("busy")) or 0.0
     return ReplicaStats(
         model=model,
         replica=replica,
@@ -68,7 +67,6 @@ def replica_stats_from(model: str, replica: str, stats: Mapping[str, Any]) -> Re
         waiting=_count(stats.get("waiting")),
         kv_usage=min(1.0, kv),
         recent_ttft_s=ttft if ttft else None,
-        busy=min(1.0, busy),
         prefix_caching=stats.get("prefix_caching") is not False,
         prefix_cache_queries=_count(stats.get("prefix_cache_queries")),
         prefix_cache_hits=_count(stats.get("prefix_cache_hits")),

@@ -15,13 +15,11 @@ Replica methods (called through a `DeploymentHandle`):
 - `engine_metrics()` — the engine's own Prometheus metrics (vLLM's `vllm:*`), or ''.
 - `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
 - `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers,
-  `recent_ttft_s`, `busy` (the last autoscaling report's), and `kv_events`: the endpoint
-  of this replica's KV event publisher. The gateway exports them for every replica
-  (`deployments.fleet`).
+  `recent_ttft_s`, and `kv_events`: the endpoint of this replica's KV event publisher.
+  The gateway exports them for every replica (`deployments.fleet`).
 - `record_autoscaling_stats()` — the autoscaler's signals (`cluster.engine.signals`:
-  running, waiting, KV usage, recent TTFT, prompt tokens per second, busy fraction), which
-  Serve hands to the model's autoscaling policy (`autoscaler.serve_adapter`) as
-  `ctx.aggregated_metrics`.
+  running, waiting, KV usage, recent TTFT, prompt tokens per second), which Serve hands to
+  the model's autoscaling policy (`autoscaler.serve_adapter`) as `ctx.aggregated_metrics`.
 
 KV events: with `publish_kv_events`, a replica of a model with prefix caching republishes
 its engine's `kv_events()` on a ZMQ PUB socket in vLLM's frame format
@@ -136,14 +134,12 @@ class ModelReplica:
         first = True
         finished = False
         started = time.monotonic()
-        self._signals.arrived()
         try:
             async for chunk in self._engine.generate(request):
                 if first:
                     chunk = chunk.model_copy(update={"replica_id": self._replica_id})
                     first = False
                     self._signals.first_token(time.monotonic() - started)
-                    self._signals.answered()
                 if chunk.usage is not None:
                     self._signals.finished(chunk.usage.prompt_tokens)
                 yield chunk
@@ -159,8 +155,6 @@ class ModelReplica:
             info = internal_error().info()
             yield EngineChunk(error=info, replica_id=self._replica_id if first else None)
         finally:
-            if first:
-                self._signals.answered()
             if not finished:
                 # Cancelled by the caller (or the stream was closed early): free the slot.
                 await asyncio.shield(self._abort(request.request_id))
@@ -260,7 +254,6 @@ class ModelReplica:
             "prefix_cache_hits": stats.prefix_cache_hits,
             "prefix_caching": self._model.spec.prefix_caching,
             "recent_ttft_s": self._signals.recent_ttft_s(),
-            "busy": self._signals.last_busy,
             "kv_events": self._publisher.endpoint if self._publisher is not None else None,
         }
 

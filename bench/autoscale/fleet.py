@@ -19,9 +19,6 @@ arrival order; a request's first token and its last are timed by linear interpol
 inside the tick. Decoding progress is one counter per replica (a sequence finishes when
 the counter passes its start + output - 1), so a tick costs O(events), not O(batch).
 KV usage = tokens held by running sequences / KV capacity (`kv_capacity_blocks`).
-Busy time (the replica's `busy` signal, `cluster.engine.signals`): a tick's prefill steps
-(`k * step` while prompt tokens are pending), or the whole tick while a request waits
-for admission; `busy_fraction` is its share of the last `window_s` seconds.
 """
 
 from __future__ import annotations
@@ -74,8 +71,6 @@ class Replica:
     sum_d0: float = 0.0
     prefill_tokens: int = 0
     ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=32))
-    busy_s: float = 0.0
-    busy_marks: deque[tuple[float, float]] = field(default_factory=deque)
 
     @property
     def running(self) -> int:
@@ -95,16 +90,6 @@ class Replica:
     def recent_ttft_s(self) -> float:
         """Mean time to first token of the last 32 requests (what the replica reports)."""
         return sum(self.ttfts) / len(self.ttfts) if self.ttfts else 0.0
-
-    def busy_fraction(self, now: float, window_s: float) -> float:
-        """Share of the last `window_s` seconds with a prompt not yet answered (waiting or
-        prefilling: `cluster.engine.signals.ReplicaSignal.BUSY`)."""
-        marks = self.busy_marks
-        while len(marks) > 1 and marks[1][0] <= now - window_s:
-            marks.popleft()
-        if not marks or now <= marks[0][0]:
-            return 0.0
-        return min(1.0, (self.busy_s - marks[0][1]) / (now - marks[0][0]))
 
     def kv_usage(self) -> float:
         dec = self.sum_prompt_dec + len(self.decoding) * self.counter - self.sum_d0
@@ -142,7 +127,6 @@ class Replica:
     def tick(self, t0: float, dt: float, finished: list[Request]) -> None:
         """Advance `dt` seconds of continuous batching (module docstring)."""
         self._admit()
-        self.busy_marks.append((t0, self.busy_s))
         n = len(self.decoding)
         if n == 0 and not self.prefill:
             return
@@ -155,7 +139,6 @@ class Replica:
             k1 = min(dt / step1, self.prefill_tokens / chunk)
             time1 = k1 * step1
             self._prefill(t0, time1, k1 * chunk, start, k1, finished)
-        self.busy_s += dt if self.waiting else time1
         # Phase 2: pure decode steps for the rest of the tick (newly prefilled included).
         k2 = 0.0
         rest = dt - time1

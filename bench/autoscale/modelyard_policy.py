@@ -32,7 +32,6 @@ class ModelyardPolicy:
             kv_usage=obs.mean_kv_usage,
             prompt_tokens_per_s=obs.prompt_tokens_per_s,
             recent_ttft_s=obs.recent_ttft_s,
-            busy=obs.busy,
         )
         decision = decide(self.settings, ctx, self._state)
         self._state = decision.state

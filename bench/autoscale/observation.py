@@ -22,7 +22,6 @@ class ReplicaLoad:
     waiting: int
     kv_usage: float
     recent_ttft_s: float = 0.0
-    busy: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +55,6 @@ class Observation:
     def recent_ttft_s(self) -> float:
         values = [r.recent_ttft_s for r in self.ready if r.recent_ttft_s > 0]
         return sum(values) / len(values) if values else 0.0
-
-    @property
-    def busy(self) -> float:
-        """Sum of the ready replicas' busy fractions (replicas of work)."""
-        return sum(r.busy for r in self.ready)
 
     @property
     def mean_kv_usage(self) -> float:

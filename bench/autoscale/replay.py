@@ -96,9 +96,8 @@ class _Fleet:
 
 
 def _observe(now: float, fleet: _Fleet, pending: deque[Request], prompt_rate: float) -> Observation:
-    window = fleet.cfg.rate_window_s
     ready = tuple(
-        ReplicaLoad(*r.vllm_counts(), r.kv_usage(), r.recent_ttft_s(), r.busy_fraction(now, window))
+        ReplicaLoad(*r.vllm_counts(), r.kv_usage(), r.recent_ttft_s())
         for r in fleet.by_state("ready")
     )
     draining = sum(r.ongoing for r in fleet.by_state("draining"))

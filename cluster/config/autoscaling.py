@@ -35,14 +35,6 @@ class AutoscalingSettings(BaseModel):
         "TTFT objective (about 0.6 x its measured prefill throughput); null: sized by the "
         "queue alone",
     )
-    target_busy_fraction: float | None = Field(
-        default=0.6,
-        gt=0,
-        le=1.0,
-        description="utilisation target: share of wall time one replica spends with a prompt "
-        "not yet answered (its `busy` signal: queued or prefilling) that it keeps within its "
-        "TTFT objective; the load counts sum(busy) / this replicas (HPA-style); null: off",
-    )
     stable_window_s: float = Field(
         default=60.0, gt=0, description="window whose mean demand sizes the deployment"
     )

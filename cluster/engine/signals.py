@@ -5,13 +5,7 @@ and the autoscaler reads (`ctx.aggregated_metrics`): one name each, shared by bo
   `num_requests_running` / `num_requests_waiting`);
 - `kv_usage`: KV-cache usage in [0, 1];
 - `recent_ttft_s`: mean time to first token of the replica's recent requests (0: none);
-- `prompt_tokens_per_s`: prompt tokens the replica took per second since its last report;
-- `busy`: the replica's busy fraction since its last report, in [0, 1]: the share of wall
-  time it held at least one request not yet answered (no first token: queued in the
-  engine or prefilling). A replica with chunked prefill computes prompt tokens whenever
-  one is pending, at the rate its current decode batch leaves it, so this is the share of
-  its time the prefill path was in use, measured at the replica's actual contexts rather
-  than against a configured throughput (`autoscaler.policy_demand`).
+- `prompt_tokens_per_s`: prompt tokens the replica took per second since its last report.
 """
 
 from __future__ import annotations
@@ -25,4 +19,3 @@ class ReplicaSignal(StrEnum):
     KV_USAGE = "kv_usage"
     RECENT_TTFT_S = "recent_ttft_s"
     PROMPT_TOKENS_PER_S = "prompt_tokens_per_s"
-    BUSY = "busy"

@@ -11,9 +11,6 @@ Serve's target replica counts) is read once per scrape into a `FleetSnapshot`, a
 - `replica_kv_cache_usage{model,replica}`: KV-cache usage in [0, 1];
 - `replica_ttft_seconds{model,replica}`: mean time to first token of the replica's recent
   requests (absent until it has served one);
-- `replica_busy_ratio{model,replica}`: the replica's busy fraction in [0, 1] (share of
-  wall time with a request not yet answered, over its last autoscaling report:
-  `cluster.engine.signals`);
 - `replica_prefix_cache_queries_total`, `replica_prefix_cache_hits_total`
   `{model,replica}`: prompt tokens looked up in / read from the prefix cache since the
   engine started (counters; `rate(hits) / rate(queries)` is the recent hit rate), and
@@ -62,7 +59,6 @@ class ReplicaStats(_Frozen):
     waiting: int = Field(default=0, ge=0)
     kv_usage: float = Field(default=0.0, ge=0.0, le=1.0)
     recent_ttft_s: float | None = Field(default=None, ge=0.0)
-    busy: float = Field(default=0.0, ge=0.0, le=1.0)
     prefix_caching: bool = True
     prefix_cache_queries: int = Field(default=0, ge=0)
     prefix_cache_hits: int = Field(default=0, ge=0)
@@ -136,12 +132,6 @@ class FleetCollector(Collector):
             "Mean time to first token of the replica's recent requests",
             _REPLICA,
         )
-        busy = gauge(
-            "replica_busy_ratio",
-            "Share of wall time the replica held a request not yet answered (queued or "
-            "prefilling), 0 to 1",
-            _REPLICA,
-        )
         queries = CounterMetricFamily(
             f"{ns}_replica_prefix_cache_queries",
             "Prompt tokens looked up in the replica's prefix cache",
@@ -164,7 +154,6 @@ class FleetCollector(Collector):
             kv.add_metric(labels, r.kv_usage)
             if r.recent_ttft_s is not None:
                 ttft.add_metric(labels, r.recent_ttft_s)
-            busy.add_metric(labels, r.busy)
             if r.prefix_caching:
                 queries.add_metric(labels, r.prefix_cache_queries)
                 hits.add_metric(labels, r.prefix_cache_hits)
@@ -181,4 +170,4 @@ class FleetCollector(Collector):
             desired.add_metric([m.model], m.desired)
             for state in REPLICA_STATES:
                 replicas.add_metric([m.model, state], m.states.get(state, 0))
-        return [running, waiting, kv, ttft, busy, queries, hits, rate, desired, replicas]
+        return [running, waiting, kv, ttft, queries, hits, rate, desired, replicas]

@@ -57,27 +57,6 @@ def test_load(prompt_target, ongoing, prompt_rate, load_) -> None:
     assert load(settings, ctx) == pytest.approx(load_)
 
 
-@pytest.mark.parametrize(
-    ("busy_target", "ongoing", "prompt_rate", "busy", "load_"),
-    [
-        (None, 25, 0.0, 9.0, 2.5),  # no utilisation target: busy is not counted
-        (0.6, 25, 0.0, 0.9, 2.5),  # queue-bound: 0.9 / 0.6 = 1.5 < 2.5
-        (0.6, 5, 1000.0, 3.0, 5.0),  # busy-bound: 3 replicas fully busy / 0.6
-        (0.5, 5, 4000.0, 1.5, 4.0),  # prefill term (4000 / 1000) above busy (1.5 / 0.5)
-        (0.8, 0, 0.0, 2.4, 3.0),  # 3 replicas 80 % busy: exactly at target
-    ],
-)
-def test_load_busy_term(busy_target, ongoing, prompt_rate, busy, load_) -> None:
-    """x = max(ongoing / T, prompt_tokens_per_s / P, busy / U) (`policy_demand`)."""
-    settings = S.model_copy(
-        update={"target_prompt_tokens_per_s": 1000.0, "target_busy_fraction": busy_target}
-    )
-    ctx = PolicyContext(
-        now=0, ready=3, starting=0, ongoing=ongoing, prompt_tokens_per_s=prompt_rate, busy=busy
-    )
-    assert load(settings, ctx) == pytest.approx(load_)
-
-
 # ---- windows ---------------------------------------------------------------------------
 
 

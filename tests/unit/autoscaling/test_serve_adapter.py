@@ -28,7 +28,6 @@ def serve_ctx(**overrides: Any) -> SimpleNamespace:
             "waiting": {"r1": 3.0, "r2": 1.0},
             "kv_usage": {"r1": 0.5, "r2": 0.7},
             "prompt_tokens_per_s": {"r1": 100.0, "r2": 300.0},
-            "busy": {"r1": 0.25, "r2": 0.5},
         },
         "policy_state": {},
         "current_time": 1000.0,
@@ -42,13 +41,12 @@ def test_context_from_serve() -> None:
     assert (ctx.ready, ctx.starting, ctx.ongoing, ctx.waiting) == (2, 1, 40.0, 8.0)
     assert ctx.kv_usage == pytest.approx(0.6)
     assert ctx.prompt_tokens_per_s == pytest.approx(400.0)
-    assert ctx.busy == pytest.approx(0.75)  # summed: replicas of work
     assert ctx.now == 1000.0
 
 
 def test_no_metrics_yet() -> None:
     ctx = context_from_serve(serve_ctx(aggregated_metrics=None, total_queued_requests=None))
-    assert (ctx.waiting, ctx.kv_usage, ctx.prompt_tokens_per_s, ctx.busy) == (0.0,) * 4
+    assert (ctx.waiting, ctx.kv_usage, ctx.prompt_tokens_per_s) == (0.0, 0.0, 0.0)
 
 
 class Sink:
@@ -102,7 +100,6 @@ def test_replica_signals() -> None:
         "kv_usage": 0.25,
         "recent_ttft_s": 0.0,
         "prompt_tokens_per_s": 500.0,
-        "busy": 0.0,
     }
     for ttft in (1.0, 2.0, 3.0):
         signals.first_token(ttft)
@@ -117,27 +114,3 @@ def test_replica_signals() -> None:
     assert plain.report(EngineStats(running=0, waiting=0, kv_usage=0.0))[
         "prompt_tokens_per_s"
     ] == pytest.approx(300.0)
-
-
-def test_replica_signals_busy_is_the_share_of_time_with_a_request_unanswered() -> None:
-    now = [0.0]
-    signals = ReplicaSignals(clock=lambda: now[0])
-    idle = EngineStats(running=0, waiting=0, kv_usage=0.0)
-    signals.arrived()  # t=0: one request waits for its first token
-    now[0] = 1.0
-    signals.arrived()  # overlapping: still one busy interval
-    now[0] = 2.0
-    signals.answered()
-    now[0] = 3.0
-    signals.answered()  # busy from 0 to 3
-    now[0] = 4.0
-    assert signals.report(idle)["busy"] == pytest.approx(0.75)  # 3 s of 4
-    assert signals.last_busy == pytest.approx(0.75)
-    signals.arrived()  # t=4, still unanswered at the next report: counted up to it
-    now[0] = 6.0
-    assert signals.report(idle)["busy"] == pytest.approx(1.0)
-    now[0] = 7.0
-    signals.answered()
-    signals.answered()  # an extra answer (never below zero requests)
-    now[0] = 10.0
-    assert signals.report(idle)["busy"] == pytest.approx(0.25)  # 1 s of 4

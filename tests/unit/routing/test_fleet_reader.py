@@ -20,7 +20,6 @@ STATS_TABLE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "queue_len": 5,
             "kv_usage": 0.4,
             "recent_ttft_s": 0.2,
-            "busy": 0.5,
             "prefix_caching": True,
             "prefix_cache_queries": 100,
             "prefix_cache_hits": 60,
@@ -31,7 +30,6 @@ STATS_TABLE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "waiting": 2,
             "kv_usage": 0.4,
             "recent_ttft_s": 0.2,
-            "busy": 0.5,
             "prefix_cache_queries": 100,
             "prefix_cache_hits": 60,
         },
@@ -44,8 +42,6 @@ STATS_TABLE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"running": 0, "waiting": 0, "kv_usage": 0.0, "prefix_cache_hits": 0},
     ),
     ("KV usage clamped to 1", {"kv_usage": 1.2}, {"kv_usage": 1.0}),
-    ("busy clamped to 1, bad busy 0", {"busy": 1.5}, {"busy": 1.0}),
-    ("bad busy is 0", {"busy": "x"}, {"busy": 0.0}),
     ("no prefix caching", {"prefix_caching": False}, {"prefix_caching": False}),
 ]
 

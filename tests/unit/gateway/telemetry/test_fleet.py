@@ -27,7 +27,6 @@ A = ReplicaStats(
     waiting=2,
     kv_usage=0.5,
     recent_ttft_s=0.25,
-    busy=0.75,
     prefix_cache_queries=1000,
     prefix_cache_hits=400,
 )
@@ -70,7 +69,6 @@ TABLE: list[tuple[str, FleetSnapshot, set[Sample]]] = [
             r("modelyard_replica_requests_waiting", A, 2),
             r("modelyard_replica_kv_cache_usage", A, 0.5),
             r("modelyard_replica_ttft_seconds", A, 0.25),
-            r("modelyard_replica_busy_ratio", A, 0.75),
             r("modelyard_replica_prefix_cache_queries_total", A, 1000),
             r("modelyard_replica_prefix_cache_hits_total", A, 400),
             r("modelyard_replica_prefix_cache_hit_rate", A, 0.4),
@@ -83,7 +81,6 @@ TABLE: list[tuple[str, FleetSnapshot, set[Sample]]] = [
             r("modelyard_replica_requests_running", B, 0),
             r("modelyard_replica_requests_waiting", B, 0),
             r("modelyard_replica_kv_cache_usage", B, 0),
-            r("modelyard_replica_busy_ratio", B, 0),
             r("modelyard_replica_prefix_cache_queries_total", B, 0),
             r("modelyard_replica_prefix_cache_hits_total", B, 0),
         },
@@ -96,7 +93,6 @@ TABLE: list[tuple[str, FleetSnapshot, set[Sample]]] = [
             r("modelyard_replica_requests_waiting", C, 0),
             r("modelyard_replica_kv_cache_usage", C, 0),
             r("modelyard_replica_ttft_seconds", C, 1.5),
-            r("modelyard_replica_busy_ratio", C, 0),
         },
     ),
     (
