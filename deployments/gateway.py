@@ -47,7 +47,7 @@ class Gateway:
         if routing.debug_endpoint:
             from deployments.routing.debug import add_routing_debug_route
 
-            add_routing_debug_route(app, backend)
+            add_routing_debug_route(app.state.admin_app or app, backend)
         # With gateway.grpc_port set, the gRPC API runs beside the app, over the same core.
         attach_grpc_server(app, self._config.gateway)
         return app
