@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 from typing import TYPE_CHECKING
 
@@ -83,9 +84,19 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"modelyard sim serve: {err.message}", file=sys.stderr)
         return 2
+    configure_logging(args.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args, model))
     return 0
+
+
+def configure_logging(level: str) -> None:
+    """Every logger of the process (ours, uvicorn's, SQLAlchemy's, ...) at `level`, on
+    stderr: `--log-level debug` shows everything the process logs (tests/integration/
+    test_log_secrets.py greps it for keys and prompts)."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 async def _serve(args: argparse.Namespace, model: ServedModel) -> None:

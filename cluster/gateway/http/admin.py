@@ -93,7 +93,8 @@ def attach_admin_server(app: FastAPI, settings: GatewaySettings) -> None:
                 admin,
                 lifespan="off",
                 access_log=False,
-                log_level="warning",
+                log_config=None,  # leave the process's logging (and uvicorn's) as it is
+                log_level=None,
                 timeout_keep_alive=settings.keep_alive_timeout_s,
                 **options,
             )
