@@ -51,6 +51,23 @@ every models[i] (the entry's own fields win; maps merge deeply). Returned as YAM
 {{- .Values.cluster.gateway.port | default 8000 | int -}}
 {{- end -}}
 
+{{/*
+Where Prometheus scrapes each gateway pod's /metrics: the container port named "admin" when
+cluster.gateway.admin_port is set (the route is then only there), else "http"; over https
+when cluster.gateway.tls is set (cluster/gateway/http/admin.py).
+*/}}
+{{- define "modelyard.scrapePort" -}}
+{{- if .Values.cluster.gateway.admin_port -}}admin{{- else -}}http{{- end -}}
+{{- end -}}
+
+{{- define "modelyard.scrapePortNumber" -}}
+{{- .Values.cluster.gateway.admin_port | default (include "modelyard.httpPort" .) | int -}}
+{{- end -}}
+
+{{- define "modelyard.scrapeScheme" -}}
+{{- if .Values.cluster.gateway.tls -}}https{{- else -}}http{{- end -}}
+{{- end -}}
+
 {{- define "modelyard.ingressMode" -}}
 {{- .Values.cluster.gateway.ingress | default "direct" -}}
 {{- end -}}
@@ -80,6 +97,14 @@ Checks the JSON schema cannot express; each failure names the value to change.
 {{- end -}}
 {{- if and (eq (include "modelyard.ingressMode" .) "direct") (eq (include "modelyard.httpPort" . | int) (.Values.ray.serveProxyPort | int)) -}}
 {{- fail (printf "cluster.gateway.port: %d is also ray.serveProxyPort; with ingress direct the gateway replica and Serve's proxy both listen on a gateway pod, so they need different ports" (include "modelyard.httpPort" . | int)) -}}
+{{- end -}}
+{{- $gw := .Values.cluster.gateway -}}
+{{- $monitored := or .Values.monitoring.podMonitor.enabled .Values.monitoring.serviceMonitor.enabled -}}
+{{- if and $gw.admin_port $monitored (has ($gw.admin_host | default "127.0.0.1") (list "127.0.0.1" "localhost" "::1")) -}}
+{{- fail "cluster.gateway.admin_host: the admin listener (admin_port, where /metrics is then served) listens on loopback, which Prometheus cannot scrape; set it to 0.0.0.0 and limit who may reach it with networkPolicy.metricsFrom" -}}
+{{- end -}}
+{{- if and $gw.tls (($gw.tls | default dict).client_ca_file) -}}
+{{- fail "cluster.gateway.tls.client_ca_file: mutual TLS on HTTP is not available under Ray Serve 2.60 (it cannot require a client certificate); terminate it in the ingress or mesh" -}}
 {{- end -}}
 {{- $gpusPerNode := (.Values.cluster.ray | default dict).gpus_per_node | default 8 | int -}}
 {{- $names := dict -}}
