@@ -12,6 +12,7 @@ be pickled. With `gateway.grpc_port` set, the app's lifespan also runs the gRPC 
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from cluster.config.catalog import load_builtin_catalog
@@ -40,6 +41,8 @@ class Gateway:
         from cluster.gateway.grpc.lifespan import attach_grpc_server
         from cluster.gateway.http import build_gateway_app
 
+        # This replica's own loggers (cluster.*, deployments.*) at telemetry.log_level.
+        logging.getLogger().setLevel(self._config.telemetry.log_level)
         routing = self._config.routing
         served = self._config.served_models(load_builtin_catalog())
         backend = HandleBackend(self._handles, failover_attempts=routing.failover_attempts)

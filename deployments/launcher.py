@@ -199,6 +199,7 @@ class LocalCluster:
                 **serve_http_tls(gateway.tls),  # HTTPS on the proxy / gateway replicas
             },
             proxy_location="HeadOnly" if self._started_ray else "EveryNode",
+            logging_config={"log_level": self.config.telemetry.log_level},
         )
         self._started_serve = True
 
@@ -210,7 +211,14 @@ class LocalCluster:
         self._progress(f"deploying {len(names)} model(s) and the gateway ...")
         started_at = time.monotonic()
         serve.run_many(
-            [serve.RunTarget(target=application, name=APP_NAME, route_prefix="/")],
+            [
+                serve.RunTarget(
+                    target=application,
+                    name=APP_NAME,
+                    route_prefix="/",
+                    logging_config={"log_level": self.config.telemetry.log_level},
+                )
+            ],
             wait_for_ingress_deployment_creation=False,
             wait_for_applications_running=False,
         )

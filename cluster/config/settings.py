@@ -270,6 +270,11 @@ class TelemetrySettings(_Strict):
     traces_exporter: Literal["none", "console", "otlp"] = "none"
     otlp_endpoint: str | None = None
     service_name: str = "modelyard"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO",
+        description="level of Ray Serve's logs in every replica and of the gateway "
+        "replica's own loggers; no level logs keys, prompts or completions",
+    )
 
 
 class RoutingConfig(RoutingSettings):
