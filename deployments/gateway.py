@@ -12,12 +12,12 @@ be pickled. With `gateway.grpc_port` set, the app's lifespan also runs the gRPC 
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ClusterConfig
 from deployments.handle_backend import HandleBackend
+from deployments.replica_logging import log_like_serve
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -41,8 +41,9 @@ class Gateway:
         from cluster.gateway.grpc.lifespan import attach_grpc_server
         from cluster.gateway.http import build_gateway_app
 
-        # This replica's own loggers (cluster.*, deployments.*) at telemetry.log_level.
-        logging.getLogger().setLevel(self._config.telemetry.log_level)
+        # This replica's own loggers (cluster.*, deployments.*) at telemetry.log_level,
+        # into the replica's log file beside Serve's lines.
+        log_like_serve(self._config.telemetry.log_level)
         routing = self._config.routing
         served = self._config.served_models(load_builtin_catalog())
         backend = HandleBackend(self._handles, failover_attempts=routing.failover_attempts)
