@@ -154,7 +154,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=list(cors_allow_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["authorization", "content-type"],
+            allow_headers=["*"],  # SDKs add their own (x-stainless-*); origins are explicit
             expose_headers=[ENGINE_HEADER],
         )
     app.add_exception_handler(ModelyardError, on_modelyard_error)

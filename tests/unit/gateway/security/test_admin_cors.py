@@ -89,8 +89,11 @@ async def test_cors_allows_listed_origins_only() -> None:
     config = gateway_config(cors_allow_origins=[ORIGIN])
     async with serving(config) as served, httpx.AsyncClient() as http:
         url = f"{served.base}/v1/chat/completions"
-        preflight = await http.options(url, headers=PREFLIGHT)
-        assert preflight.status_code == 200
+        sdk_headers = "authorization,content-type,x-stainless-lang,x-stainless-os"
+        preflight = await http.options(
+            url, headers={**PREFLIGHT, "access-control-request-headers": sdk_headers}
+        )
+        assert preflight.status_code == 200, preflight.text
         assert preflight.headers["access-control-allow-origin"] == ORIGIN
         assert "POST" in preflight.headers["access-control-allow-methods"]
         reply = await http.post(url, json=CHAT, headers={"origin": ORIGIN})
