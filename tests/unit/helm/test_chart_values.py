@@ -56,8 +56,12 @@ QWEN = "qwen/qwen3-coder-flash"
           {"enabled": True}}}, helm.HelmRenderError, "cluster.gateway.admin_host"),
         # mutual TLS that Serve's HTTP server could not enforce
         ({"cluster": {"gateway": {"tls": {"cert_file": "/tls/c", "key_file": "/tls/k",
-          "client_ca_file": "/tls/ca"}}}}, helm.HelmRenderError,
-         "cluster.gateway.tls.client_ca_file"),
+          "client_ca_file": "/tls/ca"}}}, "secrets": {"tlsSecret": "gw-tls"}},
+         helm.HelmRenderError, "cluster.gateway.tls.client_ca_file"),
+        # TLS without a mounted certificate, a mounted certificate with TLS off
+        ({"cluster": {"gateway": {"tls": {"cert_file": "/tls/c", "key_file": "/tls/k"}}}},
+         helm.HelmRenderError, "secrets.tlsSecret"),
+        ({"secrets": {"tlsSecret": "gw-tls"}}, helm.HelmRenderError, "cluster.gateway.tls"),
     ],
 )  # fmt: skip
 def test_wrong_values_are_refused_naming_the_field(
@@ -178,9 +182,41 @@ def test_monitors_scrape_the_admin_port_when_it_is_set() -> None:
 
 
 def test_tls_reaches_serves_http_options_and_the_scrape_scheme() -> None:
-    tls = {"cert_file": "/etc/modelyard/tls/tls.crt", "key_file": "/etc/modelyard/tls/tls.key"}
-    values = {"cluster": {"gateway": {"tls": tls}}, "monitoring": {"podMonitor": {"enabled": True}}}
+    tls = {"cert_file": "/etc/modelyard-tls/tls.crt", "key_file": "/etc/modelyard-tls/tls.key"}
+    scrape_tls = {"ca": {"secret": {"name": "gw-ca", "key": "ca.crt"}}, "serverName": "gw"}
+    monitoring = {
+        "podMonitor": {"enabled": True},
+        "serviceMonitor": {"enabled": True},
+        "tlsConfig": scrape_tls,
+    }
+    values = {
+        "cluster": {"gateway": {"tls": tls}},
+        "secrets": {"tlsSecret": "gw-tls"},
+        "monitoring": monitoring,
+    }
     docs = manifests(render(values))
+    # The certificate is mounted where the paths point, on every Ray pod (head, workers,
+    # gateway pods: Serve's proxies may run on any of them).
+    pods = [
+        spec["template"]["spec"]
+        for doc in docs
+        if doc["kind"] == "RayService"
+        for spec in [
+            doc["spec"]["rayClusterConfig"]["headGroupSpec"],
+            *doc["spec"]["rayClusterConfig"]["workerGroupSpecs"],
+        ]
+    ]
+    assert len(pods) >= 2
+    for pod in pods:
+        assert {"name": "gateway-tls", "secret": {"secretName": "gw-tls"}} in pod["volumes"]
+        mounts = [m for c in pod["containers"] for m in c.get("volumeMounts", [])]
+        assert {"name": "gateway-tls", "mountPath": "/etc/modelyard-tls", "readOnly": True} in (
+            mounts
+        )
+    for kind, key in (("PodMonitor", "podMetricsEndpoints"), ("ServiceMonitor", "endpoints")):
+        monitor = next(d for d in docs if d["kind"] == kind)
+        (scraped,) = [e for e in monitor["spec"][key] if e.get("path")]
+        assert (scraped["scheme"], scraped["tlsConfig"]) == ("https", scrape_tls)
     (rayservice,) = [doc for doc in docs if doc["kind"] == "RayService"]
     serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
     assert serve["http_options"]["ssl_certfile"] == tls["cert_file"]
