@@ -50,7 +50,8 @@ class FaultInjector:
         self.counts = FaultCounts()
         self._first: float | None = None
         self._held: list[_Held] = []
-        self._rng = random.Random(settings.seed)  # nosec B311: a test schedule, not security
+        # A seeded test schedule: reproducibility is the point, nothing secret comes of it.
+        self._rng = random.Random(settings.seed)  # nosec B311
 
     def active(self, now: float) -> bool:
         if self._first is None:
