@@ -10,14 +10,14 @@ the process that is Ray's driver.
 `U` pacing users, each with Locust's `constant_throughput(R / U)`, spawned at `R` users
 per second so their starts are spread over one pacing interval: together they start `R`
 requests per second as long as a request takes less than `U / R` seconds. Each user cycles
-through the request mix (`MIX`: chat and completions, streamed and not, over the given
-models) and appends one JSON line per request to FILE:
+through the request mix (`bench.soak.answers.MIX`: chat and completions, streamed and not,
+over the given models) and appends one JSON line per request to FILE:
 
     {"t": start (epoch s), "kind": "chat-stream", "model": ..., "ok": true,
      "status": 200, "ttft_s": 0.041, "total_s": 0.29, "error": null}
 
-`ttft_s` is the time to the first streamed event with a token (`has_text`) (the whole answer for
-non-streamed requests). A streamed request is `ok` only if it ended with `[DONE]` after a
+`ttft_s` is the time to the first streamed event with a token (`answers.has_text`; the whole
+answer for non-streamed requests). A streamed request is `ok` only if it ended with `[DONE]` after a
 usage chunk; a non-streamed one only with 200 and a body with `choices` and `usage`.
 """
 
@@ -35,40 +35,7 @@ import gevent
 from locust import HttpUser, constant_throughput, task
 from locust.env import Environment
 
-#: (kind, endpoint, streamed): the request mix, in the order each user cycles through it.
-MIX: tuple[tuple[str, str, bool], ...] = (
-    ("chat-stream", "/api/v1/chat/completions", True),
-    ("chat", "/api/v1/chat/completions", False),
-    ("completion-stream", "/api/v1/completions", True),
-    ("completion", "/api/v1/completions", False),
-)
-REQUEST_TIMEOUT_S = 30.0
-
-
-def request_body(kind: str, model: str, streamed: bool, n: int, max_tokens: int) -> dict[str, Any]:
-    text = f"Soak request {n}: describe a lighthouse in a storm."
-    body: dict[str, Any] = {"model": model, "max_tokens": max_tokens}
-    if kind.startswith("chat"):
-        body["messages"] = [{"role": "user", "content": text}]
-    else:
-        body["prompt"] = text
-    if streamed:
-        body |= {"stream": True, "stream_options": {"include_usage": True}}
-    return body
-
-
-#: Fields of a streamed choice that carry generated tokens (reasoning models start with
-#: `reasoning`; completions stream `text`).
-TOKEN_FIELDS = ("content", "reasoning", "reasoning_content", "tool_calls")
-
-
-def has_text(chunk: dict[str, Any]) -> bool:
-    """Whether a streamed chunk carries a generated token (the first one is the TTFT)."""
-    for choice in chunk.get("choices") or []:
-        delta = choice.get("delta") or {}
-        if choice.get("text") or any(delta.get(name) for name in TOKEN_FIELDS):
-            return True
-    return False
+from bench.soak.answers import MIX, REQUEST_TIMEOUT_S, check_body, read_stream, request_body
 
 
 class SoakUser(HttpUser):
@@ -126,39 +93,6 @@ class SoakUser(HttpUser):
         if self.records is not None:
             self.records.write(json.dumps(record) + "\n")
             self.records.flush()
-
-
-def read_stream(lines: Any, started: float) -> tuple[float | None, str | None]:
-    """(time to the first event with text, error or None) of an SSE answer."""
-    ttft: float | None = None
-    usage = done = False
-    for raw in lines:
-        line = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if not line.startswith("data: "):
-            continue
-        data = line[len("data: ") :]
-        if data == "[DONE]":
-            done = True
-            break
-        chunk = json.loads(data)
-        if "error" in chunk:
-            return ttft, f"stream error: {chunk['error'].get('code')}"
-        if ttft is None and has_text(chunk):
-            ttft = time.perf_counter() - started
-        usage = usage or bool(chunk.get("usage"))
-    if not done:
-        return ttft, "stream ended without [DONE]"
-    if not usage:
-        return ttft, "stream without a usage chunk"
-    return ttft, None
-
-
-def check_body(body: dict[str, Any]) -> str | None:
-    if not body.get("choices"):
-        return "answer without choices"
-    if not body.get("usage"):
-        return "answer without usage"
-    return None
 
 
 def run_load(args: argparse.Namespace) -> None:
