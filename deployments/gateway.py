@@ -42,7 +42,16 @@ class Gateway:
 
         routing = self._config.routing
         served = self._config.served_models(load_builtin_catalog())
-        backend = HandleBackend(self._handles, failover_attempts=routing.failover_attempts)
+        scales_to_zero = frozenset(
+            m.id
+            for m in served
+            if m.deployment.autoscaling is not None and m.deployment.autoscaling.min_replicas == 0
+        )
+        backend = HandleBackend(
+            self._handles,
+            failover_attempts=routing.failover_attempts,
+            scales_to_zero=scales_to_zero,
+        )
         app = build_gateway_app(self._config, served, backend)
         if routing.debug_endpoint:
             from deployments.routing.debug import add_routing_debug_route
