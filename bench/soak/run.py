@@ -1,4 +1,5 @@
-"""`python -m bench.soak`: the real app under a fixed request rate, with its memory watched.
+"""`modelyard bench soak` / `python -m bench.soak`: the real app under a fixed request rate,
+with its memory watched (arguments: `cluster.cli.bench_soak`).
 
     python -m bench.soak [--duration-s 600] [--rate 8] [--users U] [--speedup 10]
         [--max-tokens 48] [--warmup-share 0.2] [--sample-s 5] [--out DIR]
@@ -39,6 +40,7 @@ from bench.soak.memory import RssSampler
 from bench.soak.plot import plot_soak
 from bench.soak.report import MIB, progress_line, table
 from bench.soak.stats import SoakSummary, summarize, timeline
+from cluster.cli.bench_soak import add_arguments
 from cluster.config import parse_config
 from cluster.config.loader import default_config_path
 from cluster.config.settings import ClusterConfig
@@ -203,17 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
-    p.add_argument("--duration-s", type=float, default=600.0)
-    p.add_argument("--rate", type=float, default=8.0, help="requests per second (fixed)")
-    p.add_argument("--users", type=int, default=0, help="pacing users (default 2 x rate)")
-    p.add_argument("--speedup", type=float, default=10.0, help="simulated seconds per second")
-    p.add_argument("--max-tokens", type=int, default=48)
-    p.add_argument("--warmup-share", type=float, default=0.2)
-    p.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period")
-    p.add_argument("--max-rss-growth", type=float, default=0.10)
-    p.add_argument("--rate-tolerance", type=float, default=0.05)
-    p.add_argument("--out", type=Path, default=Path(".modelyard/soak"))
-    p.add_argument("--plot", type=Path, default=None, help="PNG path (default OUT/soak.png)")
+    add_arguments(p)  # defined once, for `modelyard bench soak` too
     return p
 
 
