@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ClusterConfig
 from deployments.handle_backend import HandleBackend
+from deployments.replica_logging import log_like_serve
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -40,6 +41,9 @@ class Gateway:
         from cluster.gateway.grpc.lifespan import attach_grpc_server
         from cluster.gateway.http import build_gateway_app
 
+        # This replica's own loggers (cluster.*, deployments.*) at telemetry.log_level,
+        # into the replica's log file beside Serve's lines.
+        log_like_serve(self._config.telemetry.log_level)
         routing = self._config.routing
         served = self._config.served_models(load_builtin_catalog())
         scales_to_zero = frozenset(
@@ -56,7 +60,7 @@ class Gateway:
         if routing.debug_endpoint:
             from deployments.routing.debug import add_routing_debug_route
 
-            add_routing_debug_route(app, backend)
+            add_routing_debug_route(app.state.admin_app or app, backend)
         # With gateway.grpc_port set, the gRPC API runs beside the app, over the same core.
         attach_grpc_server(app, self._config.gateway)
         return app
