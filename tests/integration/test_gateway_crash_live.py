@@ -11,13 +11,12 @@ requests are served. The time
 from the kill until the gateway serves again is printed (`-s`) for docs/RELIABILITY.md.
 The sibling without Ray (`modelyard sim serve`) is test_ledger_crash.
 
-Known defect (the test ends `xfail` while it lasts, after every ledger assertion passed):
-with `ingress: direct` the restarted replica does not get the configured port back. Ray
-Serve 2.60 binds a direct-ingress replica's port without SO_REUSEADDR
-(`ray/serve/_private/replica.py`, `enable_so_reuseport=False`); the connections the killed
-process had open are left in TIME_WAIT on that port for 60 s, the bind fails with
-EADDRINUSE, and the controller blocks the port for good and hands out the next one of
-`deployments.ingress.ingress_ports`. So the new replica is looked for on all of them.
+The restarted replica must come back on the configured port: Ray Serve 2.60 binds a
+direct-ingress port without SO_REUSEADDR, so the killed process's connections, left in
+TIME_WAIT on it, made the bind fail and the controller hand out the next port
+(`deployments/ingress_bind.py` fixes the bind). The new replica is looked for on every port
+of `deployments.ingress.ingress_ports`, so that a regression shows as the wrong port, not
+as a hang.
 """
 
 from __future__ import annotations
@@ -195,10 +194,4 @@ def test_gateway_sigkill_under_ray_loses_and_duplicates_nothing(
     completed_nano = sum(r.cost_nano or 0 for r in rows if r.status == "completed")
     assert key_row.spent_nano == completed_nano
     assert {row.status for row in rows} <= {"completed", "failed"}
-    if new_port != port:
-        pytest.xfail(
-            f"known defect: the restarted gateway replica serves on port {new_port}, not "
-            f"{port} (Ray Serve 2.60 binds a direct-ingress port without SO_REUSEADDR; the "
-            "killed replica's connections in TIME_WAIT make the bind fail, and the controller "
-            "blocks the port for good; docs/RELIABILITY.md)"
-        )
+    assert new_port == port, f"the restarted gateway serves on {new_port}, not {port}"
