@@ -13,7 +13,13 @@ Replica methods (called through a `DeploymentHandle`):
   ready together (what the gateway calls: see the method).
 - `stats()` — `EngineStats`; `health()` — bool; `describe()` — id, engine, replica.
 - `engine_metrics()` — the engine's own Prometheus metrics (vLLM's `vllm:*`), or ''.
-- `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
+- `check_health()` — Ray Serve's periodic health check (`models[].health`): raises when the
+  engine reports itself broken, or when the progress watchdog (`deployments.watchdog`) sees
+  requests in flight but no output for `stall_after_s`. On that first stalled check the
+  replica ends every open `generate_batches` stream with `EngineUnavailable` (the gateway
+  retries those not started elsewhere; started ones end with an error event) and refuses
+  new calls the same way, so its requests fail fast instead of waiting for Serve to stop it;
+  Serve replaces it after three failed checks.
 - `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers,
   `recent_ttft_s`, and `kv_events`: the endpoint of this replica's KV event publisher.
   The gateway exports them for every replica (`deployments.fleet`).
@@ -45,6 +51,7 @@ from cluster.placement import PlacementPlan, layout_violations, rank_bundles
 from deployments.autoscaling_signals import ReplicaSignals
 from deployments.engines.factory import build_engine
 from deployments.placement import replica_options
+from deployments.watchdog import ProgressWatchdog
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -92,6 +99,9 @@ class ModelReplica:
         )
         await self._engine.start()
         self._signals = ReplicaSignals()
+        self._watchdog = ProgressWatchdog(model.deployment.health.stall_after_s)
+        # Each open generate_batches stream's queue: a stall ends them all (check_health).
+        self._open_streams: set[asyncio.Queue[EngineChunk | None]] = set()
         self._closed = False
         self._publisher: KVEventPublisher | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -134,8 +144,10 @@ class ModelReplica:
         first = True
         finished = False
         started = time.monotonic()
+        self._watchdog.began()
         try:
             async for chunk in self._engine.generate(request):
+                self._watchdog.progressed()
                 if first:
                     chunk = chunk.model_copy(update={"replica_id": self._replica_id})
                     first = False
@@ -155,6 +167,7 @@ class ModelReplica:
             info = internal_error().info()
             yield EngineChunk(error=info, replica_id=self._replica_id if first else None)
         finally:
+            self._watchdog.ended()
             if not finished:
                 # Cancelled by the caller (or the stream was closed early): free the slot.
                 await asyncio.shield(self._abort(request.request_id))
@@ -170,7 +183,11 @@ class ModelReplica:
         a chunk is never held back waiting for company. Closing this stream cancels the
         pump, whose `generate` then aborts the engine request as above.
         """
+        if self._watchdog.tripped:
+            yield [EngineChunk(error=self._stalled().info())]
+            return
         ready: asyncio.Queue[EngineChunk | None] = asyncio.Queue()
+        self._open_streams.add(ready)
 
         async def pump() -> None:
             try:
@@ -196,9 +213,25 @@ class ModelReplica:
                 if batch:
                     yield batch
         finally:
+            self._open_streams.discard(ready)
             if not task.done():
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    def _stalled(self) -> EngineUnavailable:
+        quiet = self._watchdog.tripped_after_s or 0.0
+        return EngineUnavailable(
+            f"replica {self._replica_id} stopped making progress (no output for "
+            f"{quiet:.1f}s with requests in flight); it is being replaced"
+        )
+
+    def _end_open_streams(self, error: EngineUnavailable) -> None:
+        """End every open stream with `error` now (their pumps are then cancelled, which
+        aborts the engine requests)."""
+        streams, self._open_streams = self._open_streams, set()
+        for ready in streams:
+            ready.put_nowait(EngineChunk(error=error.info()))
+            ready.put_nowait(None)
 
     async def _abort(self, request_id: str) -> None:
         try:
@@ -235,6 +268,12 @@ class ModelReplica:
         """Ray Serve's health check: an exception marks the replica unhealthy (restarted)."""
         if self._closed:
             raise EngineUnavailable(f"replica {self._replica_id} is shutting down")
+        if self._watchdog.check() is not None:
+            error = self._stalled()
+            if self._open_streams:
+                logger.warning("%s: ending %d requests", error.message, len(self._open_streams))
+            self._end_open_streams(error)
+            raise error
         await self._engine.check_health()
 
     async def record_routing_stats(self) -> dict[str, Any]:

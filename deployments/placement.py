@@ -59,9 +59,9 @@ def replica_options(
         # Bounded: past it Serve raises BackPressureError at once (HandleBackend: 503).
         "max_queued_requests": model.deployment.max_queued_requests,
         "ray_actor_options": {"num_cpus": plan.replica_cpus},
-        # An engine may take a while to load weights; a sim engine starts at once.
-        "health_check_period_s": 10.0,
-        "health_check_timeout_s": 30.0,
+        # `models[].health` (the stall watchdog's period of detection, ModelReplica).
+        "health_check_period_s": model.deployment.health.check_period_s,
+        "health_check_timeout_s": model.deployment.health.check_timeout_s,
         "graceful_shutdown_timeout_s": 20.0,
         "graceful_shutdown_wait_loop_s": 0.5,
         "request_router_config": request_router_config(model, routing or RoutingConfig()),
