@@ -71,8 +71,13 @@ def replica_options(
         options["num_replicas"] = model.deployment.replicas
     else:
         options["autoscaling_config"] = autoscaling
+    custom = dict(model.deployment.ray_resources)
+    if custom:
+        options["ray_actor_options"]["resources"] = custom
     if plan.gpus > 0:
-        options["placement_group_bundles"] = [dict(b) for b in plan.bundles]
+        bundles = [dict(b) for b in plan.bundles]
+        bundles[0].update(custom)  # the replica actor runs in bundle 0
+        options["placement_group_bundles"] = bundles
         options["placement_group_strategy"] = plan.strategy
     return options
 

@@ -106,6 +106,11 @@ class ModelDeployment(_Strict):
         default=True,
         description="reserve the GPUs the parallelism needs through a placement group",
     )
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources each replica needs, e.g. {pool_a: 1}: pins the "
+        "model's replicas to the nodes that declare them (a node pool)",
+    )
     vllm: VLLMDeploymentSettings | None = Field(
         default=None, description="settings of the vLLM engine (engine: vllm)"
     )
@@ -217,6 +222,11 @@ class GatewaySettings(_Strict):
         "clients' pool expiry)",
     )
     replicas: int = Field(default=1, ge=1)
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources each gateway replica needs, e.g. {ingress: 1}: "
+        "pins the gateway to the nodes that declare them",
+    )
     request_timeout_s: float = Field(default=600.0, gt=0)
     stall_timeout_s: float = Field(
         default=120.0,
