@@ -14,12 +14,14 @@ Replica methods (called through a `DeploymentHandle`):
 - `stats()` — `EngineStats`; `health()` — bool; `describe()` — id, engine, replica.
 - `engine_metrics()` — the engine's own Prometheus metrics (vLLM's `vllm:*`), or ''.
 - `check_health()` — Ray Serve's periodic health check (`models[].health`): raises when the
-  engine reports itself broken, or when the progress watchdog (`deployments.watchdog`) sees
-  requests in flight but no output for `stall_after_s`. On that first stalled check the
-  replica ends every open `generate_batches` stream with `EngineUnavailable` (the gateway
-  retries those not started elsewhere; started ones end with an error event) and refuses
-  new calls the same way, so its requests fail fast instead of waiting for Serve to stop it;
-  Serve replaces it after three failed checks.
+  engine reports itself broken. When the progress watchdog (`deployments.watchdog`) sees
+  requests in flight but no output for `stall_after_s`, the replica logs it and ends its
+  own process at once (`os._exit`, what Serve's force-stop of an unhealthy replica does,
+  without waiting for three failed checks): Ray fails every open call on it (the gateway
+  retries those not started on another replica, started ones end with an error event),
+  request routers drop it as a dead actor instead of sending new requests into the stalled
+  engine, and Serve starts a replacement. A stalled engine cannot be trusted to shut down
+  (its loop is stuck), so none is attempted.
 - `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers,
   `recent_ttft_s`, and `kv_events`: the endpoint of this replica's KV event publisher.
   The gateway exports them for every replica (`deployments.fleet`).
@@ -38,9 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cluster.config.settings import RoutingConfig, ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
@@ -100,8 +103,7 @@ class ModelReplica:
         await self._engine.start()
         self._signals = ReplicaSignals()
         self._watchdog = ProgressWatchdog(model.deployment.health.stall_after_s)
-        # Each open generate_batches stream's queue: a stall ends them all (check_health).
-        self._open_streams: set[asyncio.Queue[EngineChunk | None]] = set()
+        self._exit: Callable[[int], NoReturn] = os._exit  # a stalled replica ends itself
         self._closed = False
         self._publisher: KVEventPublisher | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -183,11 +185,7 @@ class ModelReplica:
         a chunk is never held back waiting for company. Closing this stream cancels the
         pump, whose `generate` then aborts the engine request as above.
         """
-        if self._watchdog.tripped:
-            yield [EngineChunk(error=self._stalled().info())]
-            return
         ready: asyncio.Queue[EngineChunk | None] = asyncio.Queue()
-        self._open_streams.add(ready)
 
         async def pump() -> None:
             try:
@@ -213,25 +211,23 @@ class ModelReplica:
                 if batch:
                     yield batch
         finally:
-            self._open_streams.discard(ready)
             if not task.done():
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    def _stalled(self) -> EngineUnavailable:
-        quiet = self._watchdog.tripped_after_s or 0.0
-        return EngineUnavailable(
-            f"replica {self._replica_id} stopped making progress (no output for "
-            f"{quiet:.1f}s with requests in flight); it is being replaced"
+    def _retire_stalled(self, quiet_s: float) -> NoReturn:
+        """End this replica's process (see the module docstring: `check_health`)."""
+        logger.error(
+            "replica %s: its engine made no progress for %.1fs with %d requests in flight "
+            "(models[].health.stall_after_s %.1f); exiting so that Serve replaces it",
+            self._replica_id,
+            quiet_s,
+            self._watchdog.in_flight,
+            self._watchdog.stall_after_s,
         )
-
-    def _end_open_streams(self, error: EngineUnavailable) -> None:
-        """End every open stream with `error` now (their pumps are then cancelled, which
-        aborts the engine requests)."""
-        streams, self._open_streams = self._open_streams, set()
-        for ready in streams:
-            ready.put_nowait(EngineChunk(error=error.info()))
-            ready.put_nowait(None)
+        for handler in logging.getLogger().handlers + logger.handlers:
+            handler.flush()
+        self._exit(1)
 
     async def _abort(self, request_id: str) -> None:
         try:
@@ -268,12 +264,9 @@ class ModelReplica:
         """Ray Serve's health check: an exception marks the replica unhealthy (restarted)."""
         if self._closed:
             raise EngineUnavailable(f"replica {self._replica_id} is shutting down")
-        if self._watchdog.check() is not None:
-            error = self._stalled()
-            if self._open_streams:
-                logger.warning("%s: ending %d requests", error.message, len(self._open_streams))
-            self._end_open_streams(error)
-            raise error
+        quiet_s = self._watchdog.check()
+        if quiet_s is not None:
+            self._retire_stalled(quiet_s)
         await self._engine.check_health()
 
     async def record_routing_stats(self) -> dict[str, Any]:

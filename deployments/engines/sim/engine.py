@@ -184,7 +184,7 @@ class SimEngine:
             ids = list(request.prompt_token_ids)
         else:
             text = prompt_text(request)
-            self._stall.inspect(text)
+            self._stall.inspect(request.request_id, text)
             ids = self._tokenizer.encode(text)
         if not ids:  # as vLLM: "The decoder prompt cannot be empty"
             raise InvalidRequest(f"The {param} is empty; it needs at least one token.", param=param)
@@ -316,6 +316,7 @@ class SimEngine:
                 await self._clock.sleep(delay)
                 self._deliver(result)
                 self._publish()
+                self._stall.after_step(result.emitted)
         except Exception as exc:  # the loop must not die silently: fail every stream
             self._fail_all(EngineUnavailable(f"simulator loop failed: {exc!r}"))
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import InvalidRequest
@@ -38,6 +39,14 @@ class ScriptedEngine:
         return None
 
 
+class Exited(Exception):
+    """Raised by the test's stand-in for `os._exit`."""
+
+
+def exit_recorder(code: int) -> NoReturn:
+    raise Exited(code)
+
+
 class _Replica(ModelReplica):
     def __del__(self) -> None:  # Serve awaits the async one on shutdown; nothing to stop here
         pass
@@ -50,7 +59,7 @@ def replica(engine: ScriptedEngine, stall_after_s: float = 60.0) -> ModelReplica
     instance._replica_id = "r0"
     instance._signals = ReplicaSignals()
     instance._watchdog = ProgressWatchdog(stall_after_s)
-    instance._open_streams = set()
+    instance._exit = exit_recorder
     instance._closed = False
     return instance
 
