@@ -129,3 +129,37 @@ def test_stalled_engine_is_detected_and_its_replica_replaced() -> None:
         f"{report['replaced_after_s']:.2f}s after the stall; ledger {len(ledger)} records, "
         f"{Counter(row['status'] for row in ledger)}; cluster script {report['cluster_s']:.1f}s"
     )
+
+
+def test_worker_node_lost_other_model_keeps_answering() -> None:
+    report = run_cluster_script("tests.integration.fault_node_loss", prefix="fn-", timeout_s=240)
+    nodes, before, after = report["nodes"], report["before"], report["after"]
+    b, a, ledger = report["b"], report["a"], report["ledger"]
+    removed_at, recovered = report["removed_at"], report["recovered_after_s"]
+    a_model, b_model = sorted(before, key=lambda m: not m.startswith("qwen/"))
+
+    # Pinned as configured (models[].ray_resources), and A moved to the replacement node.
+    assert before == {a_model: [nodes["a"]], b_model: [nodes["b"]]}
+    assert after == {a_model: [report["replacement_node"]], b_model: [nodes["b"]]}
+    # B answered throughout: zero errors, and requests sent during A's outage succeeded.
+    assert b and all(o["status"] == 200 and o["done"] and o["error"] is None for o in b)
+    assert recovered is not None and recovered < 60.0
+    during = [o for o in b if removed_at < o["started_at"] < removed_at + recovered]
+    assert len(during) >= 5
+    # A answers again: every probe sent after its recovery was answered.
+    assert all(o["status"] == 200 for o in a if o["started_at"] > removed_at + recovered)
+    a_failed = [o for o in a if o["error"] is not None]
+    # The ledger: one record per request (failed ones too), completed for every answer.
+    ids = [row["request_id"] for row in ledger]
+    assert len(ids) == len(set(ids)) == len(a) + len(b)
+    rows = {row["request_id"]: row for row in ledger}
+    assert all(rows[o["id"]]["status"] == "completed" for o in a + b if o["error"] is None)
+
+    print(
+        f"\nnode loss: worker node of model A killed (SIGKILL, all its processes); B served "
+        f"{len(b)} requests with 0 errors ({len(during)} during A's outage); A probes "
+        f"{len(a)}, failed {len(a_failed)}; replacement node up {report['added_after_s']:.2f}s "
+        f"after the loss; A answered again {recovered:.2f}s after the loss; ledger "
+        f"{len(ledger)} records, {Counter(row['status'] for row in ledger)}; cluster script "
+        f"{report['cluster_s']:.1f}s"
+    )
