@@ -11,7 +11,9 @@ A (qwen) is pinned to `pool_a` and model B (mistral) to `pool_b` with
 through Serve's proxy on the head. Clients (`Traffic`) send B requests back to back (two
 at a time, streamed and not) and probe A every 0.2 s. Then worker A is killed without notice
 (`remove_node(allow_graceful=False)`: every process of the node SIGKILLed) and a
-replacement node declaring `pool_a` is added, as a node autoscaler would. The head runs
+replacement node declaring `pool_a` is added, as a node autoscaler would. A counts as
+recovered when an A request sent after its old replica was gone (no longer alive in Ray's
+actor table) has been answered. The head runs
 Ray's node health check every second (3 misses: dead), instead of the default 5 s x 5,
 to keep the test short. Prints one JSON line: every B outcome, the A probes, the nodes
 of A's replica before and after, and the timings.
@@ -148,7 +150,17 @@ class Traffic:
         return next((o.ended_at for o in list(self.a) if o.started_at > since and o.ok), None)
 
 
-def scenario(base: str, cluster: Any, worker_a: Any) -> dict[str, Any]:
+def wait_gone(deployment: str, node_id: str, since: float) -> float:
+    """When Ray no longer lists a live replica of `deployment` on `node_id` (its worker
+    processes notice the dead raylet and exit; the GCS marks the actor dead)."""
+    while node_id in actor_nodes(deployment):
+        if time.monotonic() > since + RECOVERY_BOUND_S:
+            raise TimeoutError(f"{deployment} still alive on the lost node")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def scenario(base: str, cluster: Any, worker_a: Any, deployment_a: str) -> dict[str, Any]:
     traffic = Traffic(base)
     traffic.start()
     try:
@@ -157,16 +169,19 @@ def scenario(base: str, cluster: Any, worker_a: Any) -> dict[str, Any]:
         cluster.remove_node(worker_a, allow_graceful=False)
         replacement = cluster.add_node(**NODE_ARGS, num_cpus=1, resources={"pool_a": 1})
         added_at = time.monotonic()
+        # Recovered: an A request sent after the old replica was gone has been answered.
+        gone_at = wait_gone(deployment_a, worker_a.node_id, removed_at)
         recovered_at: float | None = None
         while recovered_at is None and time.monotonic() < removed_at + RECOVERY_BOUND_S:
             time.sleep(0.1)
-            recovered_at = traffic.first_a_ok_after(removed_at)
+            recovered_at = traffic.first_a_ok_after(gone_at)
         time.sleep(AFTER_RECOVERY_S)
     finally:
         traffic.join()
     return {
         "removed_at": removed_at,
         "added_after_s": added_at - removed_at,
+        "gone_after_s": gone_at - removed_at,
         "recovered_after_s": None if recovered_at is None else recovered_at - removed_at,
         "replacement_node": replacement.node_id,
         "b": [o.report() for o in traffic.b],
@@ -214,7 +229,7 @@ def main() -> dict[str, Any]:
             wait_running(list(served.values()))
             before = {model: actor_nodes(name) for model, name in served.items()}
             base = f"http://{gateway.host}:{gateway.port}"
-            report = scenario(base, cluster, worker_a)
+            report = scenario(base, cluster, worker_a, served[QWEN])
             report["nodes"] = {
                 "head": cluster.head_node.node_id,
                 "a": worker_a.node_id,

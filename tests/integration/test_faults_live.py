@@ -164,7 +164,8 @@ def test_worker_node_lost_other_model_keeps_answering() -> None:
         f"{len(b)} requests with 0 errors ({len(during)} during A's outage; longest gap "
         f"between two B answers {longest_b_gap:.2f}s); A probes "
         f"{len(a)}, failed {len(a_failed)}; replacement node up {report['added_after_s']:.2f}s "
-        f"after the loss; A answered again {recovered:.2f}s after the loss; ledger "
+        f"after the loss; A's old replica gone {report['gone_after_s']:.2f}s and A answered "
+        f"again {recovered:.2f}s after the loss; ledger "
         f"{len(ledger)} records, {Counter(row['status'] for row in ledger)}; cluster script "
         f"{report['cluster_s']:.1f}s"
     )
