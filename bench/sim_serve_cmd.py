@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ from cluster.config import (
     SimSettings,
     load_builtin_catalog,
 )
+from cluster.config.gateway_security import TlsSettings
 from cluster.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -76,12 +78,25 @@ def run(args: argparse.Namespace) -> int:
         model = served_model(args)
         if not 0 < args.port < 65536:
             raise ConfigError("--port must be in 1..65535", param="--port")
+        tls_settings(args)
+        if args.admin_port is not None and args.admin_port == args.port:
+            raise ConfigError("--admin-port must differ from --port", param="--admin-port")
     except ConfigError as err:
         print(f"modelyard sim serve: {err.message}", file=sys.stderr)
         return 2
+    configure_logging(args.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args, model))
     return 0
+
+
+def configure_logging(level: str) -> None:
+    """Every logger of the process (ours, uvicorn's, SQLAlchemy's, ...) at `level`, on
+    stderr: `--log-level debug` shows everything the process logs (tests/integration/
+    test_log_secrets.py greps it for keys and prompts)."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 async def _serve(args: argparse.Namespace, model: ServedModel) -> None:
@@ -92,7 +107,12 @@ async def _serve(args: argparse.Namespace, model: ServedModel) -> None:
     engine = SimEngine(model, replica_id=replica_id)
     config = ClusterConfig(
         name="sim-serve",
-        gateway=GatewaySettings(host=args.host, port=args.port),
+        gateway=GatewaySettings(
+            host=args.host,
+            port=args.port,
+            tls=tls_settings(args),
+            admin_port=args.admin_port,
+        ),
         auth=AuthSettings(mode=args.auth),
         models=[model.deployment],
     )
@@ -123,6 +143,18 @@ async def _serve(args: argparse.Namespace, model: ServedModel) -> None:
         publisher=publisher,
         on_ready=ready,
         log_level=args.log_level,
+        tls=config.gateway.tls,
+    )
+
+
+def tls_settings(args: argparse.Namespace) -> TlsSettings | None:
+    """`gateway.tls` from --tls-cert / --tls-key / --tls-client-ca (both or neither)."""
+    if args.tls_cert is None and args.tls_key is None:
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise ConfigError("--tls-cert and --tls-key go together", param="--tls-cert")
+    return TlsSettings(
+        cert_file=args.tls_cert, key_file=args.tls_key, client_ca_file=args.tls_client_ca
     )
 
 

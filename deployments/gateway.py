@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ClusterConfig
 from deployments.handle_backend import HandleBackend
+from deployments.replica_logging import log_like_serve
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -40,14 +41,26 @@ class Gateway:
         from cluster.gateway.grpc.lifespan import attach_grpc_server
         from cluster.gateway.http import build_gateway_app
 
+        # This replica's own loggers (cluster.*, deployments.*) at telemetry.log_level,
+        # into the replica's log file beside Serve's lines.
+        log_like_serve(self._config.telemetry.log_level)
         routing = self._config.routing
         served = self._config.served_models(load_builtin_catalog())
-        backend = HandleBackend(self._handles, failover_attempts=routing.failover_attempts)
+        scales_to_zero = frozenset(
+            m.id
+            for m in served
+            if m.deployment.autoscaling is not None and m.deployment.autoscaling.min_replicas == 0
+        )
+        backend = HandleBackend(
+            self._handles,
+            failover_attempts=routing.failover_attempts,
+            scales_to_zero=scales_to_zero,
+        )
         app = build_gateway_app(self._config, served, backend)
         if routing.debug_endpoint:
             from deployments.routing.debug import add_routing_debug_route
 
-            add_routing_debug_route(app, backend)
+            add_routing_debug_route(app.state.admin_app or app, backend)
         # With gateway.grpc_port set, the gRPC API runs beside the app, over the same core.
         attach_grpc_server(app, self._config.gateway)
         return app

@@ -91,11 +91,16 @@ class HandleBackend:
     """
 
     def __init__(
-        self, handles: Mapping[str, Any], *, failover_attempts: int = DEFAULT_FAILOVER_ATTEMPTS
+        self,
+        handles: Mapping[str, Any],
+        *,
+        failover_attempts: int = DEFAULT_FAILOVER_ATTEMPTS,
+        scales_to_zero: frozenset[str] = frozenset(),
     ) -> None:
         if failover_attempts < 1:
             raise ValueError("failover_attempts must be at least 1")
         self._attempts = failover_attempts
+        self._scales_to_zero = scales_to_zero
         self._replica_lost = _replica_lost()
         self._handles = dict(handles)
         self._stream_handles = {
@@ -205,10 +210,18 @@ class HandleBackend:
         return out
 
     async def health(self) -> dict[str, bool]:
-        """Model id -> whether one of its replicas answers a health probe in time."""
-        ids = list(self._handles)
+        """Model id -> whether one of its replicas answers a health probe in time.
+
+        A model that may scale to zero and has no replica now counts as healthy without a
+        probe: the probe would wait at the handle, Serve would count it as demand, and a
+        load balancer's or monitor's health checks would keep the model awake for ever.
+        Its first request wakes it up (and waits for it) as any request does.
+        """
+        serving = self.fleet.serving()
+        idle = {m for m in self._handles if m in self._scales_to_zero and m not in serving}
+        ids = [m for m in self._handles if m not in idle]
         results = await asyncio.gather(*(self._probe(i) for i in ids))
-        return dict(zip(ids, results, strict=True))
+        return dict(zip(ids, results, strict=True)) | dict.fromkeys(idle, True)
 
     async def engine_metrics(self) -> str:
         """Engine metrics (vLLM's `vllm:*`) of one replica per model, merged into one text.

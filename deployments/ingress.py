@@ -38,6 +38,7 @@ so a variable left in the shell cannot switch the mode behind the cluster file's
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -86,11 +87,27 @@ def ray_environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def app_routes(host: str, port: int) -> dict[str, str] | None:
+def _readiness_tls() -> ssl.SSLContext:
+    """TLS for asking our own listener on this node whether it is up (`/-/routes`): the
+    answer is a readiness signal, never trusted data, so the certificate (possibly issued
+    for a public name, not this address) is not verified here; clients verify it."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def app_routes(host: str, port: int, *, tls: bool = False) -> dict[str, str] | None:
     """`GET /-/routes` of whatever listens on `port`: `{route_prefix: app_name}` (a direct
-    ingress replica names its own application only, a Serve proxy every one), or None."""
+    ingress replica names its own application only, a Serve proxy every one), or None.
+    `tls`: the listener serves HTTPS (`gateway.tls`)."""
+    scheme = "https" if tls else "http"
     try:
-        reply = httpx.get(f"http://{host}:{port}/-/routes", timeout=2.0)
+        reply = httpx.get(
+            f"{scheme}://{host}:{port}/-/routes",
+            timeout=2.0,
+            verify=_readiness_tls() if tls else True,
+        )
     except httpx.HTTPError:
         return None
     if reply.status_code != 200:
@@ -103,7 +120,13 @@ def app_routes(host: str, port: int) -> dict[str, str] | None:
 
 
 def find_app_port(
-    host: str, ports: Iterable[int], app_name: str, route_prefix: str, *, timeout_s: float
+    host: str,
+    ports: Iterable[int],
+    app_name: str,
+    route_prefix: str,
+    *,
+    timeout_s: float,
+    tls: bool = False,
 ) -> int:
     """The port of `ports` whose direct ingress replica serves exactly `app_name` at
     `route_prefix`; polls until `timeout_s` (raises `TimeoutError`)."""
@@ -111,7 +134,7 @@ def find_app_port(
     deadline = time.monotonic() + timeout_s
     while True:
         for port in candidates:
-            if app_routes(host, port) == {route_prefix: app_name}:
+            if app_routes(host, port, tls=tls) == {route_prefix: app_name}:
                 return port
         if time.monotonic() > deadline:
             raise TimeoutError(

@@ -27,6 +27,7 @@ from typing import Any
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ClusterConfig, ServedModel
 from cluster.errors import ConfigError, EngineUnavailable
+from cluster.gateway.tls import serve_http_tls
 from deployments.app import APP_NAME, build_app
 from deployments.ingress import find_app_port, ingress_ports, ray_environment, serve_environment
 from deployments.progress import ReadinessTracker, snapshot_from_status
@@ -78,12 +79,21 @@ class LocalCluster:
         """Where clients send HTTP on the head node: one URL per gateway replica with
         `ingress: direct` (replica i on `port + i`), the proxy's with `proxy`."""
         host = self.config.gateway.host
-        return [f"http://{host}:{port}" for port in self.config.gateway.http_ports]
+        return [f"{self.scheme}://{host}:{port}" for port in self.config.gateway.http_ports]
+
+    @property
+    def tls(self) -> bool:
+        return self.config.gateway.tls is not None
+
+    @property
+    def scheme(self) -> str:
+        """https with `gateway.tls` (Serve's HTTP server then serves TLS), else http."""
+        return "https" if self.config.gateway.tls is not None else "http"
 
     @property
     def proxy_url(self) -> str:
         """Ray Serve's proxy: it routes every application by route prefix, in both modes."""
-        return f"http://{self.config.gateway.host}:{self.proxy_port}"
+        return f"{self.scheme}://{self.config.gateway.host}:{self.proxy_port}"
 
     def app_base(self, app_name: str, route_prefix: str, *, timeout_s: float = 30.0) -> str:
         """Base URL (without the prefix) of another application deployed on this cluster:
@@ -93,8 +103,10 @@ class LocalCluster:
         if gateway.ingress == "proxy":
             return self.proxy_url
         ports = ingress_ports(gateway)
-        port = find_app_port(gateway.host, ports, app_name, route_prefix, timeout_s=timeout_s)
-        return f"http://{gateway.host}:{port}"
+        port = find_app_port(
+            gateway.host, ports, app_name, route_prefix, timeout_s=timeout_s, tls=self.tls
+        )
+        return f"{self.scheme}://{gateway.host}:{port}"
 
     def ingress_lines(self) -> list[str]:
         """What `modelyard up` prints about the front door."""
@@ -184,8 +196,10 @@ class LocalCluster:
                 "port": self.proxy_port,
                 "request_timeout_s": gateway.request_timeout_s,
                 "keep_alive_timeout_s": gateway.keep_alive_timeout_s,
+                **serve_http_tls(gateway.tls),  # HTTPS on the proxy / gateway replicas
             },
             proxy_location="HeadOnly" if self._started_ray else "EveryNode",
+            logging_config={"log_level": self.config.telemetry.log_level},
         )
         self._started_serve = True
 
@@ -197,7 +211,14 @@ class LocalCluster:
         self._progress(f"deploying {len(names)} model(s) and the gateway ...")
         started_at = time.monotonic()
         serve.run_many(
-            [serve.RunTarget(target=application, name=APP_NAME, route_prefix="/")],
+            [
+                serve.RunTarget(
+                    target=application,
+                    name=APP_NAME,
+                    route_prefix="/",
+                    logging_config={"log_level": self.config.telemetry.log_level},
+                )
+            ],
             wait_for_ingress_deployment_creation=False,
             wait_for_applications_running=False,
         )
@@ -249,7 +270,9 @@ class LocalCluster:
             return
         for port in gateway.http_ports:
             try:
-                find_app_port(gateway.host, [port], APP_NAME, "/", timeout_s=INGRESS_CHECK_S)
+                find_app_port(
+                    gateway.host, [port], APP_NAME, "/", timeout_s=INGRESS_CHECK_S, tls=self.tls
+                )
             except TimeoutError as err:
                 raise EngineUnavailable(f"gateway (ingress direct): {err}") from None
 

@@ -4,9 +4,11 @@ which imports this inside the handler).
     modelyard bench autoscale --arrivals FILE [--policy NAME ...] [--startup-s 180]
         [--scale X] [--speedup] [--json] [--plot PNG] [--model ID] [--gpu h100]
         [--min-replicas 1] [--max-replicas 16] [--warmup-s 600] [--seed 0]
+        [--initial-replicas N] [--minutes A-B]
 
 Policies: modelyard, ray-default, hpa, kpa, saturation (default: all five), and
-`fixed:N` as a yardstick. Progress goes to stderr; the table (or JSON) to stdout.
+`fixed:N` and `clairvoyant:H` (`bench.autoscale.clairvoyant`) as yardsticks. Progress
+goes to stderr; the table (or JSON) to stdout.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         arrivals = scale(load_arrivals(args.arrivals), args.scale, seed=args.seed)
         shape = replica_shape(args.model, args.gpu)
+        demand = demand_series(arrivals, shape, ReplayConfig().tpot_slo_s)
         names = args.policy or list(POLICY_NAMES)
         policies = [
             build_policy(
@@ -37,19 +40,21 @@ def run(args: argparse.Namespace) -> int:
                 min_replicas=args.min_replicas,
                 max_replicas=args.max_replicas,
                 settings=modelyard_settings(shape, args.startup_s),
+                load_series=demand,
+                startup_s=args.startup_s,
             )
             for n in names
         ]
     except ConfigError as err:
         print(f"modelyard bench autoscale: {err.message}", file=sys.stderr)
         return 2
-    cfg0 = ReplayConfig()
-    demand = demand_series(arrivals, shape, cfg0.tpot_slo_s)
     cfg = ReplayConfig(
         dt=1.0 if args.speedup else 0.5,
         startup_s=args.startup_s,
         timeout_s=args.timeout_s,
-        initial_replicas=initial_replicas(demand),
+        initial_replicas=(
+            initial_replicas(demand) if args.initial_replicas is None else args.initial_replicas
+        ),
         warmup_s=args.warmup_s,
     )
     peak = max((v for _, v in demand), default=0.0)
@@ -97,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print(render(reports))
+    if args.minutes is not None:
+        from bench.autoscale.report import per_minute
+
+        first, _, last = args.minutes.partition("-")
+        for result, _ in results:
+            print(per_minute(result, cfg, demand, int(first), int(last or first)))
     if args.plot is not None:
         from bench.autoscale.plot import plot_replay
 

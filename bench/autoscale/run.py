@@ -7,8 +7,9 @@ batch (`max_num_seqs` 256, `max_num_batched_tokens` 8192, 16-token blocks).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from bench.autoscale.clairvoyant import Clairvoyant
 from bench.autoscale.fleet import ReplicaShape
 from bench.autoscale.modelyard_policy import ModelyardPolicy
 from bench.autoscale.observation import POLICY_NAMES, Observation, ScalingPolicy
@@ -75,8 +76,11 @@ def build_policy(
     min_replicas: int,
     max_replicas: int,
     settings: AutoscalingSettings | None = None,
+    load_series: Sequence[tuple[float, float]] = (),
+    startup_s: float = 180.0,
 ) -> ScalingPolicy:
-    """One fresh policy by its `--policy` name (`fixed:N` too)."""
+    """One fresh policy by its `--policy` name (`fixed:N` and `clairvoyant:H` too; the
+    latter reads `load_series`, the future included, and `startup_s`)."""
     bounds = {"min_replicas": min_replicas, "max_replicas": max_replicas}
     if name == "modelyard":
         base = settings or AutoscalingSettings()
@@ -86,6 +90,12 @@ def build_policy(
             return Fixed(int(name.removeprefix("fixed:")))
         except ValueError:
             raise ConfigError(f"--policy: {name!r}: fixed:N needs a whole number") from None
+    if name.startswith("clairvoyant:"):
+        try:
+            utilisation = float(name.removeprefix("clairvoyant:"))
+            return Clairvoyant(load_series, utilisation, startup_s, **bounds)
+        except ValueError:
+            raise ConfigError(f"--policy: {name!r}: clairvoyant:H needs H in (0, 2]") from None
     factories: dict[str, Callable[[], ScalingPolicy]] = {}
     if name == "ray-default":
         from bench.autoscale.baselines.ray_default import RayDefault

@@ -18,7 +18,9 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
+from cluster.config.gateway_security import TlsSettings
 from cluster.engine import Engine
+from cluster.gateway.tls import uvicorn_tls
 from cluster.kv_events.publisher import KVEventPublisher
 
 READY_POLL_S = 0.05
@@ -28,9 +30,12 @@ READY_POLL_S = 0.05
 KEEP_ALIVE_S = 300
 
 
-def server_config(app: FastAPI, *, host: str, port: int, log_level: str) -> uvicorn.Config:
+def server_config(
+    app: FastAPI, *, host: str, port: int, log_level: str, tls: TlsSettings | None = None
+) -> uvicorn.Config:
     """uvicorn as every sim process runs it (a replica, the placement front): no access
-    log, app lifespan on, 5 s graceful shutdown, the long keep-alive above."""
+    log, app lifespan on, 5 s graceful shutdown, the long keep-alive above; HTTPS with
+    `tls` (`gateway.tls`)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -40,6 +45,7 @@ def server_config(app: FastAPI, *, host: str, port: int, log_level: str) -> uvic
         lifespan="on",
         timeout_graceful_shutdown=5,
         timeout_keep_alive=KEEP_ALIVE_S,
+        **uvicorn_tls(tls),
     )
 
 
@@ -60,15 +66,18 @@ async def serve(
     publisher: KVEventPublisher | None = None,
     on_ready: Callable[[str], None] | None = None,
     log_level: str = "warning",
+    tls: TlsSettings | None = None,
 ) -> None:
     await engine.start()
     tasks: list[asyncio.Task[None]] = []
     try:
         if publisher is not None:
             tasks.append(asyncio.create_task(publisher.pump(engine.kv_events())))
-        server = uvicorn.Server(server_config(app, host=host, port=port, log_level=log_level))
+        config = server_config(app, host=host, port=port, log_level=log_level, tls=tls)
+        server = uvicorn.Server(config)
         if on_ready is not None:
-            tasks.append(asyncio.create_task(_announce(server, f"http://{host}:{port}", on_ready)))
+            url = f"{'https' if tls else 'http'}://{host}:{port}"
+            tasks.append(asyncio.create_task(_announce(server, url, on_ready)))
         await server.serve()
     finally:
         await engine.shutdown()

@@ -1,6 +1,9 @@
 """Chat messages and tools, validated by the rules of the Mistral Small provider card.
 
-Roles are system / user / assistant / tool. Content is a string or a list of text parts.
+Roles are system / user / assistant / tool. Content is a string or a list of text parts; a
+user message's list may also hold media parts (`image_url`, `input_audio`, `file`, and
+vLLM's `audio_url` / `video_url`), typed here so a refusal can name the exact field; the
+core refuses them unless configured (`cluster.gateway.service.media`).
 A tool message needs `tool_call_id`; an assistant message needs `content` or `tool_calls`.
 `ResponseFormat` (text / json_object / json_schema) constrains what the model may answer.
 """
@@ -21,15 +24,61 @@ class TextPart(_Strict):
     text: str
 
 
+class MediaUrl(_Strict):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageUrlPart(_Strict):
+    type: Literal["image_url"]
+    image_url: MediaUrl
+
+
+class AudioUrlPart(_Strict):
+    type: Literal["audio_url"]
+    audio_url: MediaUrl
+
+
+class VideoUrlPart(_Strict):
+    type: Literal["video_url"]
+    video_url: MediaUrl
+
+
+class InputAudio(_Strict):
+    data: str = Field(description="base64-encoded audio")
+    format: str = Field(min_length=1)
+
+
+class InputAudioPart(_Strict):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FileRef(_Strict):
+    file_data: str | None = Field(default=None, description="a data: URL or base64 data")
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class FilePart(_Strict):
+    type: Literal["file"]
+    file: FileRef
+
+
+MediaPart = ImageUrlPart | AudioUrlPart | VideoUrlPart | InputAudioPart | FilePart
+UserPart = Annotated[TextPart | MediaPart, Field(discriminator="type")]
+
 Content = str | list[TextPart]
+UserContent = str | list[UserPart]
 
 
-def content_text(content: Content | None) -> str:
+def content_text(content: Content | UserContent | None) -> str:
+    """The text of a message (media parts carry none)."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "".join(part.text for part in content)
+    return "".join(part.text for part in content if isinstance(part, TextPart))
 
 
 class FunctionCall(_Strict):
@@ -51,7 +100,7 @@ class SystemMessage(_Strict):
 
 class UserMessage(_Strict):
     role: Literal["user"]
-    content: Content
+    content: UserContent
     name: str | None = None
 
 

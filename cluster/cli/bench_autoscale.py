@@ -5,6 +5,7 @@ inside the handler so that no other command loads the benchmark package (or Ray,
     modelyard bench autoscale --arrivals FILE [--policy NAME ...] [--startup-s 180]
         [--scale X] [--speedup] [--json] [--plot PNG] [--model ID] [--gpu h100]
         [--min-replicas 1] [--max-replicas 16] [--warmup-s 600] [--timeout-s 60] [--seed 0]
+        [--initial-replicas N] [--minutes A-B]
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--policy",
         action="append",
         default=None,
-        help="repeatable: modelyard, ray-default, hpa, kpa, saturation or fixed:N "
-        "(default: the first five)",
+        help="repeatable: modelyard, ray-default, hpa, kpa, saturation, or the yardsticks "
+        "fixed:N, clairvoyant:H (default: the first five)",
     )
     p.add_argument(
         "--startup-s",
@@ -67,6 +68,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a request without a first token after this long gives up",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of --scale's copies")
+    p.add_argument(
+        "--initial-replicas",
+        type=int,
+        default=None,
+        help="ready replicas every policy starts with (default: the first two minutes' load / 0.8)",
+    )
+    p.add_argument(
+        "--minutes",
+        default=None,
+        metavar="A-B",
+        help="also print minutes A to B of every replay: load, arrivals, SLO misses, replicas",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:

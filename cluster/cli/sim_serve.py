@@ -7,6 +7,7 @@ over such replicas). What they serve and how is documented where the work is don
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 DEFAULT_MODEL = "qwen/qwen3-coder-flash"
 
@@ -66,6 +67,14 @@ def add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ".modelyard/ledger.sqlite; pepper in $MODELYARD_KEY_PEPPER)",
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS: certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, default=None, help="serve HTTPS: private key (PEM)")
+    p.add_argument(
+        "--tls-client-ca", type=Path, default=None, help="require client certificates of this CA"
+    )
+    p.add_argument(
+        "--admin-port", type=int, default=None, help="serve /metrics and /usage only here"
+    )
     p.set_defaults(run=run)
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cluster.config.autoscaling import AutoscalingSettings
 from cluster.config.catalog import Catalog, ModelSpec, PriceTable
+from cluster.config.gateway_security import GatewaySecurityFields
 from cluster.config.vllm_args import VLLMDeploymentSettings
 from cluster.routing.config import RoutingSettings
 
@@ -168,7 +169,7 @@ class AuthSettings(_Strict):
 GatewayIngress = Literal["proxy", "direct"]
 
 
-class GatewaySettings(_Strict):
+class GatewaySettings(GatewaySecurityFields):
     """`gateway:` — where clients reach the gateway deployment, and how.
 
     `ingress` picks Ray Serve's front door (`deployments.ingress` turns it into the
@@ -183,7 +184,8 @@ class GatewaySettings(_Strict):
     - `proxy`: Serve's default mode. One Serve proxy per node listens on `port` and
       forwards each request to a gateway replica by actor call.
 
-    The gRPC API (`grpc_port`) runs inside every gateway replica in both modes.
+    The gRPC API (`grpc_port`) runs inside every gateway replica in both modes. TLS, the
+    admin listener, CORS and media URLs: `cluster.config.gateway_security`.
     """
 
     host: str = "127.0.0.1"
@@ -265,9 +267,13 @@ class GatewaySettings(_Strict):
                 f"ingress direct: {self.replicas} gateway replicas listen on ports "
                 f"{ports[0]}-{ports[-1]}, past 65535; lower gateway.port"
             )
-        if self.grpc_port is not None and self.grpc_port in ports:
-            span = str(ports[0]) if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
-            raise ValueError(f"grpc_port {self.grpc_port} is also the gateway's HTTP port ({span})")
+        span = str(ports[0]) if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
+        for name in ("grpc_port", "admin_port"):
+            value = getattr(self, name)
+            if value is not None and value in ports:
+                raise ValueError(f"{name} {value} is also the gateway's HTTP port ({span})")
+        if self.admin_port is not None and self.admin_port == self.grpc_port:
+            raise ValueError(f"admin_port {self.admin_port} is also the gateway's grpc_port")
         return self
 
 
@@ -307,6 +313,11 @@ class TelemetrySettings(_Strict):
     traces_exporter: Literal["none", "console", "otlp"] = "none"
     otlp_endpoint: str | None = None
     service_name: str = "modelyard"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO",
+        description="level of Ray Serve's logs in every replica and of the gateway "
+        "replica's own loggers; no level logs keys, prompts or completions",
+    )
 
 
 class RoutingConfig(RoutingSettings):

@@ -9,7 +9,8 @@ Replica counts are read from the gateway's `GET /debug/routing` (the request rou
 running replicas). The gateway's `/metrics` shows the policy's decisions as
 `modelyard_desired_replicas` (0 for the idle model, though its file says `replicas: 1`;
 at least 3 during the burst) and lists every replica in `modelyard_replica_*`; scraping
-it does not wake the model at zero. The cluster file shortens every window and delay so
+it does not wake the model at zero, and neither does `GET /health`, which answers 200 for
+the model at zero without probing it. The cluster file shortens every window and delay so
 the whole test takes about two minutes; every wait is bounded and the process group is
 killed at the end.
 """
@@ -166,6 +167,12 @@ def test_burst_scales_out_and_back_and_zero_wakes_up(tmp_path: Path) -> None:
         # Scale to zero: QWEN is idle; after scale_to_zero_idle_s it has no replica.
         wait_for(lambda: (n := replicas(base, QWEN), n == 0), SCALE_TIMEOUT_S, "QWEN at zero")
         wait_for(lambda: (d := desired(base, QWEN), d == 0), METRICS_TIMEOUT_S, "QWEN desired 0")
+        # Health checks (a load balancer's, a monitor's) neither fail nor wake it: it is
+        # still at zero after the burst below.
+        for _ in range(3):
+            health = requests.get(f"{base}/health", timeout=30)
+            assert health.status_code == 200, health.text
+            assert health.json()["models"][QWEN] is True
 
         # A burst: 24 clients keep ~24 requests ongoing (target 4 per replica).
         threads = [threading.Thread(target=client, daemon=True) for _ in range(24)]

@@ -40,6 +40,7 @@ def attach_grpc_server(app: FastAPI, settings: GatewaySettings) -> None:
             port,
             health_probe=state.health,
             max_message_bytes=settings.max_body_bytes,
+            tls=settings.tls,
         )
         await server.start()
         state.grpc_server = server

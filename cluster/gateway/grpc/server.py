@@ -10,7 +10,8 @@ Health and reflection need no API key (probes and tooling); Inference calls do w
 configured. Messages larger than `max_message_bytes` (the gateway's `max_body_bytes`) are
 refused by gRPC with RESOURCE_EXHAUSTED, as HTTP answers 413. `SO_REUSEPORT` lets several
 gateway replicas on one node serve the same port (the kernel spreads connections).
-Plaintext only: TLS belongs to the mesh or ingress in front (docs/GRPC.md).
+With `tls` (`gateway.tls`) the port is served over TLS (`cluster.gateway.tls`, mutual TLS
+with a client CA); plaintext otherwise (TLS then belongs to the mesh or ingress in front).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from cluster.config.gateway_security import TlsSettings
 from cluster.gateway.auth import Authenticator
 from cluster.gateway.grpc.gen.modelyard.v1 import inference_pb2
 from cluster.gateway.grpc.servicer import InferenceServicer
 from cluster.gateway.grpc.stubs import add_inference_servicer
 from cluster.gateway.service.gateway import GatewayService
+from cluster.gateway.tls import grpc_credentials
 
 _log = logging.getLogger(__name__)
 
@@ -119,6 +122,7 @@ def build_grpc_server(
     health_probe: HealthProbe | None = None,
     health_interval_s: float = 10.0,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    tls: TlsSettings | None = None,
 ) -> GrpcServer:
     """A server bound to host:port (0 = an ephemeral port; see `GrpcServer.port`), not yet
     started. Call inside the event loop that will run it."""
@@ -141,7 +145,10 @@ def build_grpc_server(
         server,
     )
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    bound = server.add_insecure_port(address)
+    if tls is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, grpc_credentials(tls))
     if bound == 0:
         raise OSError(f"gRPC server could not bind {address}")
     return GrpcServer(

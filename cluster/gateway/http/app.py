@@ -19,7 +19,9 @@ then the engines' own, e.g. vLLM's `vllm:*`, when it offers `engine_metrics()`).
 API routes need `Authorization: Bearer <key>` when `config.auth` has keys (401 with an
 OpenAI error object otherwise; /health and /metrics stay open); `app.state` holds the
 service, authenticator and health probe the gRPC front door shares
-(`cluster.gateway.grpc.lifespan`).
+(`cluster.gateway.grpc.lifespan`). With `gateway.admin_port` the admin routes (/metrics,
+/usage) move to their own listener (`cluster.gateway.http.admin`). CORS is off unless
+`gateway.cors_allow_origins` lists origins (Starlette's `CORSMiddleware`).
 
 Clients are bounded by `cluster.gateway.http.limits` (headers → 431, a slow body → 408, a
 stream nobody reads is cut off). Request bodies are read raw and bounded
@@ -33,11 +35,19 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
@@ -51,6 +61,7 @@ from cluster.errors import ModelyardError
 from cluster.gateway.auth import Authenticator, OpenAccess, Principal, build_authenticator
 from cluster.gateway.auth.managed import build_key_authenticator
 from cluster.gateway.auth.ratelimit import RateLimiter
+from cluster.gateway.http.admin import attach_admin_server, new_admin_app
 from cluster.gateway.http.body import read_body
 from cluster.gateway.http.errors import ErrorBoundary, on_http_exception, on_modelyard_error
 from cluster.gateway.http.ledger_routes import add_ledger_routes
@@ -60,6 +71,7 @@ from cluster.gateway.http.streaming import EventStreamResponse
 from cluster.gateway.service import GatewayService, ModelBackend
 from cluster.gateway.service.ledger_meter import LedgerMeter
 from cluster.gateway.service.limits import RequestLimits
+from cluster.gateway.service.media import MediaPolicy
 from cluster.gateway.telemetry import (
     GatewayMetrics,
     RequestObserver,
@@ -111,6 +123,8 @@ def create_app(
     engine_metrics: EngineMetrics | None = None,
     fleet: FleetSource | None = None,
     client_limits: ClientLimits | None = None,
+    admin_app: FastAPI | None = None,
+    cors_allow_origins: Sequence[str] = (),
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -130,9 +144,19 @@ def create_app(
     app.state.metrics = metrics
     app.state.authenticator = auth
     app.state.health = health
+    app.state.admin_app = admin_app
+    ops = admin_app or app  # where the admin routes go (cluster.gateway.http.admin)
     limits = client_limits or ClientLimits()
     app.add_middleware(ErrorBoundary)
     app.add_middleware(HeaderLimits, limits=limits)
+    if cors_allow_origins:  # off by default: no Access-Control-* headers, no preflight
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_allow_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],  # SDKs add their own (x-stainless-*); origins are explicit
+            expose_headers=[ENGINE_HEADER],
+        )
     app.add_exception_handler(ModelyardError, on_modelyard_error)
     app.add_exception_handler(HTTPException, on_http_exception)
 
@@ -207,7 +231,7 @@ def create_app(
 
     app.add_api_route("/openapi.json", openapi_route, methods=["GET"])
     app.add_api_route("/health", health_route, methods=["GET"])
-    app.add_api_route("/metrics", metrics_route, methods=["GET"])
+    ops.add_api_route("/metrics", metrics_route, methods=["GET"])
     return app
 
 
@@ -242,6 +266,7 @@ def build_gateway_app(
         timeout_s=gateway.request_timeout_s,
         stall_timeout_s=gateway.stall_timeout_s,
         limits=RequestLimits.of(gateway),
+        media=MediaPolicy(tuple(gateway.allowed_media_url_prefixes)),
         meter=None if ledger is None else ledger_meter(ledger),
     )
     app = create_app(
@@ -254,11 +279,21 @@ def build_gateway_app(
         engine_metrics=getattr(backend, "engine_metrics", None),
         fleet=getattr(backend, "fleet", None),
         client_limits=ClientLimits.of(gateway),
+        admin_app=None if gateway.admin_port is None else new_admin_app(),
+        cors_allow_origins=gateway.cors_allow_origins,
     )
     if ledger is not None:
-        add_ledger_routes(app, authenticator, ledger.queries, ledger.keys, API_PREFIXES)
+        add_ledger_routes(
+            app,
+            authenticator,
+            ledger.queries,
+            ledger.keys,
+            API_PREFIXES,
+            admin=app.state.admin_app or app,
+        )
         close_with_app(app, ledger.close)
         app.state.ledger = ledger
+    attach_admin_server(app, gateway)
     return app
 
 

@@ -58,7 +58,13 @@ def add_ledger_routes(
     queries: LedgerQueries,
     keys: KeyStore | None,
     prefixes: tuple[str, ...],
+    *,
+    admin: FastAPI | None = None,
 ) -> None:
+    """`/key` and `/generation` on `app`; `/usage` (an admin route) on `admin` (default:
+    `app`; `cluster.gateway.http.admin`)."""
+    ops = admin or app
+
     async def key_route(request: Request) -> Response:
         caller = await auth.authenticate(request.headers.get("authorization"))
         data: dict[str, Any]
@@ -125,4 +131,4 @@ def add_ledger_routes(
     for prefix in prefixes:
         app.add_api_route(f"{prefix}/key", key_route, methods=["GET"])
         app.add_api_route(f"{prefix}/generation", generation_route, methods=["GET"])
-        app.add_api_route(f"{prefix}/usage", usage_route, methods=["GET"])
+        ops.add_api_route(f"{prefix}/usage", usage_route, methods=["GET"])

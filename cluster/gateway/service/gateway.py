@@ -1,12 +1,12 @@
 """`GatewayService`: the one core behind every front door (HTTP now, gRPC later).
 
-A request runs: observe (metrics + span) → check its size (`limits`) → resolve the model
-name → check `max_tokens` against the context window (the engine checks the prompt, which
-only it can tokenise) → fan `n` out into EngineRequests → merge the choice streams →
-per-choice deltas (reasoning split, tool calls) → the OpenAI response, or its chunks. Chat
-and completions run that one path (`_respond`, `_stream`); they differ only in the body
-class and in how one choice is assembled (`bodies.chat_choice`, `text_choice`) or
-streamed (`chat_piece`, `text_piece`).
+A request runs: observe (metrics + span) → check its size (`limits`) and media URLs
+(`media`) → resolve the model name → check `max_tokens` against the context window (the
+engine checks the prompt, which only it can tokenise) → fan `n` out into EngineRequests →
+merge the choice streams → per-choice deltas (reasoning split, tool calls) → the OpenAI
+response, or its chunks. Chat and completions run that one path (`_respond`, `_stream`);
+they differ only in the body class and in how one choice is assembled
+(`bodies.chat_choice`, `text_choice`) or streamed (`chat_piece`, `text_piece`).
 
 Streaming methods are async generators that do all of that lazily: an error the engine
 raises before its first chunk surfaces on the first `anext()`, before a front door has
@@ -52,6 +52,7 @@ from cluster.gateway.service.choices import (
     require_finished,
 )
 from cluster.gateway.service.limits import RequestLimits
+from cluster.gateway.service.media import MediaPolicy
 from cluster.gateway.service.metering import Meter, NoMeter, Ticket
 from cluster.gateway.service.requests import chat_engine_requests, completion_engine_requests
 from cluster.gateway.service.resolver import ModelResolver, ResolvedModel
@@ -132,6 +133,7 @@ class GatewayService:
         limits: RequestLimits | None = None,
         wall_clock: Callable[[], float] = time.time,
         meter: Meter | None = None,
+        media: MediaPolicy | None = None,
     ) -> None:
         self.resolver = ModelResolver(served)
         self.billing = Billing(PriceBook(served), meter or NoMeter())
@@ -140,6 +142,7 @@ class GatewayService:
         self._timeout_s = timeout_s
         self._stall_timeout_s = stall_timeout_s
         self._limits = limits or RequestLimits()
+        self._media = media or MediaPolicy()
         self._wall_clock = wall_clock
         self._created = int(wall_clock())
 
@@ -298,6 +301,7 @@ class GatewayService:
 
     def _open(self, obs: Observation, request: AnyRequest) -> _Call:
         self._limits.check(request)
+        self._media.check(request)
         resolved = self.resolver.resolve(request.model)
         model = resolved.model
         obs.bind(

@@ -51,6 +51,23 @@ every models[i] (the entry's own fields win; maps merge deeply). Returned as YAM
 {{- .Values.cluster.gateway.port | default 8000 | int -}}
 {{- end -}}
 
+{{/*
+Where Prometheus scrapes each gateway pod's /metrics: the container port named "admin" when
+cluster.gateway.admin_port is set (the route is then only there), else "http"; over https
+when cluster.gateway.tls is set (cluster/gateway/http/admin.py).
+*/}}
+{{- define "modelyard.scrapePort" -}}
+{{- if .Values.cluster.gateway.admin_port -}}admin{{- else -}}http{{- end -}}
+{{- end -}}
+
+{{- define "modelyard.scrapePortNumber" -}}
+{{- .Values.cluster.gateway.admin_port | default (include "modelyard.httpPort" .) | int -}}
+{{- end -}}
+
+{{- define "modelyard.scrapeScheme" -}}
+{{- if .Values.cluster.gateway.tls -}}https{{- else -}}http{{- end -}}
+{{- end -}}
+
 {{- define "modelyard.ingressMode" -}}
 {{- .Values.cluster.gateway.ingress | default "direct" -}}
 {{- end -}}
@@ -80,6 +97,20 @@ Checks the JSON schema cannot express; each failure names the value to change.
 {{- end -}}
 {{- if and (eq (include "modelyard.ingressMode" .) "direct") (eq (include "modelyard.httpPort" . | int) (.Values.ray.serveProxyPort | int)) -}}
 {{- fail (printf "cluster.gateway.port: %d is also ray.serveProxyPort; with ingress direct the gateway replica and Serve's proxy both listen on a gateway pod, so they need different ports" (include "modelyard.httpPort" . | int)) -}}
+{{- end -}}
+{{- $gw := .Values.cluster.gateway -}}
+{{- $monitored := or .Values.monitoring.podMonitor.enabled .Values.monitoring.serviceMonitor.enabled -}}
+{{- if and $gw.admin_port $monitored (has ($gw.admin_host | default "127.0.0.1") (list "127.0.0.1" "localhost" "::1")) -}}
+{{- fail "cluster.gateway.admin_host: the admin listener (admin_port, where /metrics is then served) listens on loopback, which Prometheus cannot scrape; set it to 0.0.0.0 and limit who may reach it with networkPolicy.metricsFrom" -}}
+{{- end -}}
+{{- if and $gw.tls (not .Values.secrets.tlsSecret) -}}
+{{- fail "secrets.tlsSecret: cluster.gateway.tls is set but no certificate is mounted; name a kubernetes.io/tls Secret (mounted at /etc/modelyard-tls on every Ray pod)" -}}
+{{- end -}}
+{{- if and .Values.secrets.tlsSecret (not $gw.tls) -}}
+{{- fail "cluster.gateway.tls: secrets.tlsSecret is mounted but TLS is off; set cert_file /etc/modelyard-tls/tls.crt and key_file /etc/modelyard-tls/tls.key" -}}
+{{- end -}}
+{{- if and $gw.tls (($gw.tls | default dict).client_ca_file) -}}
+{{- fail "cluster.gateway.tls.client_ca_file: mutual TLS on HTTP is not available under Ray Serve 2.60 (it cannot require a client certificate); terminate it in the ingress or mesh" -}}
 {{- end -}}
 {{- $gpusPerNode := (.Values.cluster.ray | default dict).gpus_per_node | default 8 | int -}}
 {{- $names := dict -}}
@@ -149,15 +180,25 @@ Serve's default (30 s) behind a Service.
 {{- end }}
 {{- end -}}
 
+{{/* The cluster file and, with secrets.tlsSecret, the gateway's certificate (every Ray pod). */}}
 {{- define "modelyard.configVolume" -}}
 - name: cluster-config
   configMap:
     name: {{ include "modelyard.fullname" . }}-config
+{{- if .Values.secrets.tlsSecret }}
+- name: gateway-tls
+  secret:
+    secretName: {{ .Values.secrets.tlsSecret }}
+{{- end }}
 {{- end -}}
 
 {{- define "modelyard.configMount" -}}
 - {name: cluster-config, mountPath: /etc/modelyard, readOnly: true}
+{{- if .Values.secrets.tlsSecret }}
+- {name: gateway-tls, mountPath: /etc/modelyard-tls, readOnly: true}
+{{- end }}
 {{- end -}}
+
 
 {{- define "modelyard.cacheVolume" -}}
 - name: model-cache

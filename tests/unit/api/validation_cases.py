@@ -38,8 +38,25 @@ CHAT_INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("role-missing", chat(messages=[{"content": "x"}]), "messages[0].role"),
     ("content-not-text", chat(messages=[{"role": "user", "content": 3}]), "messages[0].content"),
     (
-        "content-part-not-text",
+        "content-part-unknown-type",
+        chat(messages=[{"role": "user", "content": [{"type": "image"}]}]),
+        "messages[0].content[0].type",
+    ),
+    (
+        "image-part-without-image-url",
         chat(messages=[{"role": "user", "content": [{"type": "image_url"}]}]),
+        "messages[0].content[0].image_url",
+    ),
+    (
+        "media-part-in-system-message",
+        chat(
+            messages=[
+                {
+                    "role": "system",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}],
+                }
+            ]
+        ),
         "messages[0].content[0].type",
     ),
     ("message-extra-key", chat(messages=[{**USER, "foo": 1}]), "messages[0].foo"),

@@ -51,6 +51,17 @@ QWEN = "qwen/qwen3-coder-flash"
                             "minReplicas": 0, "maxReplicas": 1}]}, helm.HelmRenderError,
          "workerGroups[0].gpus"),
         ({"cluster": {"gateway": {"port": 8000}}}, helm.HelmRenderError, "cluster.gateway.port"),
+        # an admin listener on loopback that Prometheus is told to scrape
+        ({"cluster": {"gateway": {"admin_port": 9100}}, "monitoring": {"podMonitor":
+          {"enabled": True}}}, helm.HelmRenderError, "cluster.gateway.admin_host"),
+        # mutual TLS that Serve's HTTP server could not enforce
+        ({"cluster": {"gateway": {"tls": {"cert_file": "/tls/c", "key_file": "/tls/k",
+          "client_ca_file": "/tls/ca"}}}, "secrets": {"tlsSecret": "gw-tls"}},
+         helm.HelmRenderError, "cluster.gateway.tls.client_ca_file"),
+        # TLS without a mounted certificate, a mounted certificate with TLS off
+        ({"cluster": {"gateway": {"tls": {"cert_file": "/tls/c", "key_file": "/tls/k"}}}},
+         helm.HelmRenderError, "secrets.tlsSecret"),
+        ({"secrets": {"tlsSecret": "gw-tls"}}, helm.HelmRenderError, "cluster.gateway.tls"),
     ],
 )  # fmt: skip
 def test_wrong_values_are_refused_naming_the_field(
@@ -130,3 +141,87 @@ def test_the_charts_fallbacks_are_the_config_models_defaults() -> None:
     for group in gpu_pods:
         (worker,) = group["template"]["spec"]["containers"]
         assert worker["resources"]["limits"]["nvidia.com/gpu"] == config.ray.gpus_per_node
+
+
+def _gateway_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (rayservice,) = [doc for doc in docs if doc["kind"] == "RayService"]
+    gateway = next(
+        g
+        for g in rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+        if g["groupName"] == "gateway"
+    )
+    (container,) = gateway["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def test_monitors_scrape_the_admin_port_when_it_is_set() -> None:
+    """With cluster.gateway.admin_port, /metrics is only there: the monitors follow it."""
+    monitoring = {"podMonitor": {"enabled": True}, "serviceMonitor": {"enabled": True}}
+    for gateway, port_name, number in (
+        ({}, "http", 8100),
+        ({"admin_port": 9100, "admin_host": "0.0.0.0"}, "admin", 9100),  # nosec B104
+    ):
+        docs = manifests(render({"cluster": {"gateway": gateway}, "monitoring": monitoring}))
+        container = _gateway_container(docs)
+        assert {"name": port_name, "containerPort": number} in container["ports"]
+        pod_monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+        scraped = [e for e in pod_monitor["spec"]["podMetricsEndpoints"] if e.get("path")]
+        assert [(e["port"], e["path"], e["scheme"]) for e in scraped] == [
+            (port_name, "/metrics", "http")
+        ]
+        service_monitor = next(d for d in docs if d["kind"] == "ServiceMonitor")
+        assert [e["port"] for e in service_monitor["spec"]["endpoints"] if e.get("path")] == [
+            port_name
+        ]
+        metrics = next(
+            d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-metrics")
+        )
+        assert {"name": port_name, "port": number, "targetPort": number, "appProtocol": "http"} in (
+            metrics["spec"]["ports"]
+        )
+
+
+def test_tls_reaches_serves_http_options_and_the_scrape_scheme() -> None:
+    tls = {"cert_file": "/etc/modelyard-tls/tls.crt", "key_file": "/etc/modelyard-tls/tls.key"}
+    scrape_tls = {"ca": {"secret": {"name": "gw-ca", "key": "ca.crt"}}, "serverName": "gw"}
+    monitoring = {
+        "podMonitor": {"enabled": True},
+        "serviceMonitor": {"enabled": True},
+        "tlsConfig": scrape_tls,
+    }
+    values = {
+        "cluster": {"gateway": {"tls": tls}},
+        "secrets": {"tlsSecret": "gw-tls"},
+        "monitoring": monitoring,
+    }
+    docs = manifests(render(values))
+    # The certificate is mounted where the paths point, on every Ray pod (head, workers,
+    # gateway pods: Serve's proxies may run on any of them).
+    pods = [
+        spec["template"]["spec"]
+        for doc in docs
+        if doc["kind"] == "RayService"
+        for spec in [
+            doc["spec"]["rayClusterConfig"]["headGroupSpec"],
+            *doc["spec"]["rayClusterConfig"]["workerGroupSpecs"],
+        ]
+    ]
+    assert len(pods) >= 2
+    for pod in pods:
+        assert {"name": "gateway-tls", "secret": {"secretName": "gw-tls"}} in pod["volumes"]
+        mounts = [m for c in pod["containers"] for m in c.get("volumeMounts", [])]
+        assert {"name": "gateway-tls", "mountPath": "/etc/modelyard-tls", "readOnly": True} in (
+            mounts
+        )
+    for kind, key in (("PodMonitor", "podMetricsEndpoints"), ("ServiceMonitor", "endpoints")):
+        monitor = next(d for d in docs if d["kind"] == kind)
+        (scraped,) = [e for e in monitor["spec"][key] if e.get("path")]
+        assert (scraped["scheme"], scraped["tlsConfig"]) == ("https", scrape_tls)
+    (rayservice,) = [doc for doc in docs if doc["kind"] == "RayService"]
+    serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    assert serve["http_options"]["ssl_certfile"] == tls["cert_file"]
+    assert serve["http_options"]["ssl_keyfile"] == tls["key_file"]
+    pod_monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    assert [e["scheme"] for e in pod_monitor["spec"]["podMetricsEndpoints"] if e.get("path")] == [
+        "https"
+    ]
