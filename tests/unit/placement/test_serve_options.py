@@ -149,3 +149,14 @@ def test_health_settings_become_serve_health_checks() -> None:
     assert (options["health_check_period_s"], options["health_check_timeout_s"]) == (1.0, 4.0)
     defaults = served("qwen/qwen3-coder-flash").deployment.health
     assert (defaults.stall_after_s, defaults.check_period_s) == (60.0, 10.0)
+
+
+def test_gateway_resources_pin_the_gateway_replica() -> None:
+    from cluster.config import parse_config
+    from deployments.gateway import bind_gateway
+
+    config = parse_config(
+        {"gateway": {"ray_resources": {"ingress": 1}}, "models": [{"id": "qwen/qwen3-coder-flash"}]}
+    )
+    options = bind_gateway(config, {})._bound_deployment.ray_actor_options
+    assert options == {"num_cpus": 1, "resources": {"ingress": 1.0}}
