@@ -169,7 +169,7 @@ class ModelReplica:
             info = internal_error().info()
             yield EngineChunk(error=info, replica_id=self._replica_id if first else None)
         finally:
-            self._watchdog.ended()
+            self._watchdog.ended(progressed=finished)  # a cancellation is no progress
             if not finished:
                 # Cancelled by the caller (or the stream was closed early): free the slot.
                 await asyncio.shield(self._abort(request.request_id))

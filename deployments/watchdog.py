@@ -5,12 +5,14 @@ a request starts (`began`), when the engine produced output for any request (`pr
 and when a request ends (`ended`); Serve's health check asks `stalled_for(now)`.
 
     quiet(now)   = now - last_mark                    while requests are in flight, else 0
-    last_mark    = time of the latest output or request end, or when work began
-                   (the in-flight count went from 0 to 1)
+    last_mark    = time of the latest output or request the engine ended, or when work
+                   began (the in-flight count went from 0 to 1)
     stalled      = quiet(now) > stall_after_s         (then it stays stalled: `tripped`)
 
 A new request arriving while others are in flight does not move `last_mark`: an engine
-whose loop is stuck still accepts requests, and that must not hide the stall. Once stalled,
+whose loop is stuck still accepts requests, and that must not hide the stall. Nor does a
+request cancelled by its caller (`ended(progressed=False)`): clients giving up on a stuck
+engine must not hide it either. Once stalled,
 the replica stays unhealthy until Serve replaces it (`trip` is sticky).
 """
 
@@ -46,9 +48,10 @@ class ProgressWatchdog:
     def progressed(self) -> None:
         self._last_mark = self._clock()
 
-    def ended(self) -> None:
+    def ended(self, *, progressed: bool = True) -> None:
         self._in_flight = max(0, self._in_flight - 1)
-        self._last_mark = self._clock()
+        if progressed:
+            self._last_mark = self._clock()
 
     def quiet_s(self) -> float:
         """Seconds without output while requests are in flight (0 when idle)."""

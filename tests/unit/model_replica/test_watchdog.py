@@ -25,6 +25,12 @@ CASES: list[tuple[str, list[tuple[float, str]], float, float | None]] = [
     ("a request ending moves the mark", [(0.0, "began"), (0.0, "began"), (4, "ended")], 8.0, None),
     ("all ended: idle again", [(0.0, "began"), (1.0, "ended")], 50.0, None),
     (
+        "a cancelled request does not move the mark",
+        [(0.0, "began"), (0.0, "began"), (4.0, "cancelled")],
+        5.5,
+        5.5,
+    ),
+    (
         "a new request on a stuck engine does not hide the stall",
         [(0.0, "began"), (4.0, "began"), (5.5, "began")],
         6.0,
@@ -47,7 +53,10 @@ def test_check(events: list[tuple[float, str]], at: float, expected: float | Non
     dog = ProgressWatchdog(5.0, clock=clock)
     for when, action in events:
         clock.now = when
-        getattr(dog, action)()
+        if action == "cancelled":
+            dog.ended(progressed=False)
+        else:
+            getattr(dog, action)()
     clock.now = at
     assert dog.check() == expected
     assert dog.tripped == (expected is not None)
