@@ -33,7 +33,9 @@ KV events: with `publish_kv_events`, a replica of a model with prefix caching re
 its engine's `kv_events()` on a ZMQ PUB socket in vLLM's frame format
 (`cluster.kv_events.publisher`), bound on this node's IP with an ephemeral port
 (127.0.0.1 on a local cluster); every request router subscribes to it
-(`deployments.routing.request_router`).
+(`deployments.routing.request_router`) and can ask the replica's snapshot socket for its
+whole cache (`cluster.kv_events.republish`). A model's `kv_event_faults` (tests only)
+damages the batches this replica sends (`cluster.kv_events.faults`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from cluster.config.settings import RoutingConfig, ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
 from cluster.errors import EngineUnavailable, ModelyardError
 from cluster.gateway.service import internal_error
-from cluster.kv_events.publisher import KVEventPublisher
+from cluster.kv_events.republish import Republisher
 from cluster.placement import PlacementPlan, layout_violations, rank_bundles
 from deployments.autoscaling_signals import ReplicaSignals
 from deployments.engines.factory import build_engine
@@ -105,8 +107,7 @@ class ModelReplica:
         self._watchdog = ProgressWatchdog(model.deployment.health.stall_after_s)
         self._exit: Callable[[int], NoReturn] = os._exit  # a stalled replica ends itself
         self._closed = False
-        self._publisher: KVEventPublisher | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._publisher: Republisher | None = None
         if publish_kv_events and model.spec.prefix_caching:
             self._start_publisher()
         logger.info(
@@ -119,10 +120,10 @@ class ModelReplica:
 
     def _start_publisher(self) -> None:
         """Republish the engine's KV events (subscribed before any request can arrive)."""
-        self._publisher = KVEventPublisher(bind_port=0, host=node_ip_address())
-        self._pump = asyncio.get_running_loop().create_task(
-            self._publisher.pump(self._engine.kv_events()), name="kv-events-publisher"
+        self._publisher = Republisher(
+            host=node_ip_address(), faults=self._model.deployment.kv_event_faults
         )
+        self._publisher.start(self._engine.kv_events())
 
     def _check_layout(self) -> list[int]:
         """Rank order of this replica's GPU bundles; logs (does not fail) a bad placement."""
@@ -286,7 +287,8 @@ class ModelReplica:
             "prefix_cache_hits": stats.prefix_cache_hits,
             "prefix_caching": self._model.spec.prefix_caching,
             "recent_ttft_s": self._signals.recent_ttft_s(),
-            "kv_events": self._publisher.endpoint if self._publisher is not None else None,
+            "kv_events": None,
+            **(self._publisher.routing_stats() if self._publisher is not None else {}),
         }
 
     async def record_autoscaling_stats(self) -> dict[str, float]:
@@ -300,8 +302,6 @@ class ModelReplica:
             return
         self._closed = True
         await self._engine.shutdown()
-        if self._pump is not None:
-            self._pump.cancel()
         if self._publisher is not None:
             self._publisher.close()
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cluster.config.autoscaling import AutoscalingSettings
 from cluster.config.catalog import Catalog, ModelSpec, PriceTable
+from cluster.config.faults import KVEventFaults
 from cluster.config.gateway_security import GatewaySecurityFields
 from cluster.config.vllm_args import VLLMDeploymentSettings
 from cluster.routing.config import RoutingSettings
@@ -114,6 +115,11 @@ class ModelDeployment(_Strict):
     )
     vllm: VLLMDeploymentSettings | None = Field(
         default=None, description="settings of the vLLM engine (engine: vllm)"
+    )
+    kv_event_faults: KVEventFaults | None = Field(
+        default=None,
+        description="TESTING ONLY: damage the KV events this model's replicas publish "
+        "(drop, duplicate, delay; cluster/config/faults.py); null: none",
     )
 
 

@@ -48,6 +48,17 @@ DEFAULT_TOPIC = "kv-events"
 DATA_PARALLEL_RANK = 0
 
 
+def _extra_keys(event: KVEvent) -> list[list[str] | None]:
+    """Per block, as vLLM: the LoRA name, then (first block of a chain only) the salt."""
+    keys: list[list[str] | None] = []
+    for i in range(len(event.block_hashes)):
+        block = [event.lora_name] if event.lora_name else []
+        if i == 0 and event.cache_salt is not None:
+            block.append(event.cache_salt)
+        keys.append(block or None)
+    return keys
+
+
 def _event(event: KVEvent) -> dict[str, Any]:
     if event.type == "stored":
         return {
@@ -59,8 +70,7 @@ def _event(event: KVEvent) -> dict[str, Any]:
             "lora_id": None,
             "medium": PRIMARY_MEDIUM,
             "lora_name": event.lora_name,
-            "extra_keys": [[event.lora_name] if event.lora_name else None]
-            * len(event.block_hashes),
+            "extra_keys": _extra_keys(event),
             "group_idx": 0,
             "kv_cache_spec_kind": "full_attention",
         }

@@ -67,6 +67,12 @@ class IndexSettings(_Strict):
     reorder_window: int = Field(
         default=8, ge=0, description="KV event batches held waiting for a missing sequence"
     )
+    reorder_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="a KV event sequence gap older than this (seen at the next batch) is a "
+        "loss: the replica is resynchronised",
+    )
     stride: int = Field(
         default=1,
         ge=1,

@@ -194,6 +194,14 @@ class PrefixIndex:
             return
         self._rewrite_slot(slot, demote_until=None)
 
+    def clear_exact(self, replica_id: str) -> None:
+        """Drop the replica's exact entries, keep its provisional ones (a snapshot of its
+        cache follows). O(index size)."""
+        slot = self._slots.get(replica_id)
+        if slot is None:
+            return
+        self._rewrite_slot(slot, demote_until=None, keep_provisional=True)
+
     def demote_replica(self, replica_id: str, now: float) -> None:
         """Events were lost: its exact entries become provisional (expire unless re-confirmed).
 
@@ -255,7 +263,9 @@ class PrefixIndex:
         while len(blocks) > self.settings.max_blocks:
             blocks.popitem(last=False)
 
-    def _rewrite_slot(self, slot: int, demote_until: float | None) -> None:
+    def _rewrite_slot(
+        self, slot: int, demote_until: float | None, *, keep_provisional: bool = False
+    ) -> None:
         bit = 1 << slot
         dead: list[int] = []
         for h, entry in self._blocks.items():
@@ -266,7 +276,7 @@ class PrefixIndex:
                     entry.prov = {}
                 entry.prov[slot] = demote_until
                 self._expiries.append((demote_until, h, slot))
-            elif demote_until is None and entry.prov:
+            elif demote_until is None and entry.prov and not keep_provisional:
                 entry.prov.pop(slot, None)
             if entry.empty():
                 dead.append(h)

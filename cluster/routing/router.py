@@ -7,7 +7,12 @@
                                                         by KV events (decision records)
     on_routed(request, replica_id, now)                 provisional prefix entries, session
     on_completed(request, replica_id, now)              refresh provisional entries, expire
-    on_kv_events(batch, now)                            exact entries; resync on loss
+    on_kv_events(batch, now) -> lost                    exact entries; on loss demote the
+                                                        replica's, True: fetch a snapshot
+    begin_snapshot(replica_id)                          buffer its batches until:
+    on_kv_snapshot(replica_id, seq, events, now)        its exact entries := the snapshot,
+                                                        then the buffered batches after seq
+    snapshot_failed(replica_id, now)                    apply the buffered batches as they are
     remove_replica(replica_id)                          forget everything about it
 
 Decision (one per request, O(prompt blocks + replicas)):
@@ -31,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from cluster.engine import KVEventBatch
+from cluster.engine import KVEvent, KVEventBatch
 from cluster.errors import EngineUnavailable
 from cluster.routing.config import RoutingSettings
 from cluster.routing.events import EventApplier
@@ -45,7 +50,7 @@ from cluster.routing.scorers import (
     Scorer,
     SessionScorer,
 )
-from cluster.routing.sync import EventSequencer
+from cluster.routing.sync import EventSequencer, SyncResult
 from cluster.routing.types import Decision, ReplicaLoad, RouteRequest, ScoreContext
 
 _REPLICA_ID = attrgetter("replica_id")
@@ -110,8 +115,11 @@ class Router:
         self.filters = list(default_filters(settings) if filters is None else filters)
         self.picker = default_picker(settings) if picker is None else picker
         self.index = PrefixIndex(settings.index)
-        self.sequencer = EventSequencer(settings.index.reorder_window)
+        self.sequencer = EventSequencer(
+            settings.index.reorder_window, max_hold_s=settings.index.reorder_timeout_s
+        )
         self.events = EventApplier(self.index)
+        self.snapshots = 0
         self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     # ---- the decision ----------------------------------------------------------------
@@ -271,13 +279,34 @@ class Router:
         if request.prefix_caching and request.block_hashes:
             self.index.insert_provisional(replica_id, self._indexed(request.block_hashes), now)
 
-    def on_kv_events(self, batch: KVEventBatch, now: float) -> None:
-        result = self.sequencer.accept(batch)
+    def on_kv_events(self, batch: KVEventBatch, now: float) -> bool:
+        """Apply in order (`sync`); True when batches were lost (a snapshot would help)."""
+        return self._applied(batch.replica_id, self.sequencer.accept(batch, now), now)
+
+    def begin_snapshot(self, replica_id: str) -> None:
+        self.sequencer.await_snapshot(replica_id)
+
+    def on_kv_snapshot(
+        self, replica_id: str, seq: int | None, events: Sequence[KVEvent], now: float
+    ) -> bool:
+        """The replica's whole cache after batch `seq`: it replaces the exact entries."""
+        self.index.clear_exact(replica_id)
+        self.events.forget(replica_id)
+        for event in events:
+            self.events.apply(replica_id, event)
+        self.snapshots += 1
+        return self._applied(replica_id, self.sequencer.rebase(replica_id, seq), now)
+
+    def snapshot_failed(self, replica_id: str, now: float) -> bool:
+        return self._applied(replica_id, self.sequencer.abandon(replica_id), now)
+
+    def _applied(self, replica_id: str, result: SyncResult, now: float) -> bool:
         if result.resync:
-            self.index.demote_replica(batch.replica_id, now)
+            self.index.demote_replica(replica_id, now)
         for ordered in result.apply:
             for event in ordered.events:
                 self.events.apply(ordered.replica_id, event)
+        return result.resync
 
     def remove_replica(self, replica_id: str) -> None:
         self.index.remove_replica(replica_id)

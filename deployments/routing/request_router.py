@@ -28,7 +28,12 @@ reports the endpoint in `record_routing_stats()` (`kv_events`). Whenever Serve h
 router a new replica set (membership or stats changed), its `EventFeed` subscribes to
 every listed endpoint and drops the rest; batches are applied with
 `Router.on_kv_events` on this same loop (sequence gaps → the replica's exact entries are
-demoted to provisional, `cluster.routing.sync`). Every router reads the same events,
+demoted to provisional, `cluster.routing.sync`). Snapshots: each replica also reports a
+snapshot endpoint (`kv_snapshot`, `cluster.kv_events.snapshot`); the router asks it for
+the replica's whole cache when it first subscribes (blocks cached before are never sent
+again), after a sequence gap, and after adopting a block size, and replaces that
+replica's exact entries with it (`Router.on_kv_snapshot`); its batches meanwhile are
+buffered and applied after the snapshot's `seq`. Every router reads the same events,
 so every gateway replica holds the same exact index; only the provisional entries (each
 router's own recent decisions) differ. Simulated and vLLM replicas are both subscribed:
 for vLLM the router renders prompts with the model's own tokenizer
@@ -62,9 +67,9 @@ from ray.serve._private.common import ReplicaID
 from ray.serve._private.replica_result import ReplicaResult
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
-from cluster.engine import EngineRequest, KVEventBatch
+from cluster.engine import EngineRequest
 from cluster.errors import ModelyardError
-from cluster.kv_events.feed import EventFeed
+from cluster.kv_events.index_feed import IndexFeed
 from cluster.routing import Decision, Router, RouteRequest
 from deployments.replica_methods import GENERATE_METHODS
 from deployments.routing.config import RouterKwargs, adopted_block_size
@@ -103,8 +108,7 @@ class RoutingRequestRouter(RequestRouter):
         self.hashing = OffLoopHashing()
         self.loads = LoadBook()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.feed: EventFeed | None = None
-        self.kv_batches = 0
+        self.feed: IndexFeed | None = None
         self.decision_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decision_cpu_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.decisions: deque[dict[str, Any]] = deque(maxlen=max(1, config.record_decisions))
@@ -130,6 +134,9 @@ class RoutingRequestRouter(RequestRouter):
         self.config = self.config.with_block_tokens(size)
         self.policy = Router(self.config.settings)
         self.hasher = self._hasher()
+        if self.feed is not None:  # the new index has none of the events seen so far
+            for name in self.feed.feed.replicas:
+                self.feed.resync(name)
 
     # ---- Serve's routing call ---------------------------------------------------------
 
@@ -267,13 +274,17 @@ class RoutingRequestRouter(RequestRouter):
         for gone in [rid for rid in self._names if rid not in current]:
             self._forget(self._names.pop(gone))
         endpoints: dict[str, str] = {}
+        snapshots: dict[str, str] = {}
         for r in replicas:
             name = self._name(r.replica_id)
             endpoint = r.routing_stats.get("kv_events")
             if isinstance(endpoint, str) and endpoint:
                 endpoints[name] = endpoint
+            snapshot = r.routing_stats.get("kv_snapshot")
+            if isinstance(snapshot, str) and snapshot:
+                snapshots[name] = snapshot
         if self.feed is not None:
-            self.feed.sync(endpoints)
+            self.feed.sync(endpoints, snapshots)
         self.replica_stats = {self._name(r.replica_id): r.routing_stats for r in replicas}
 
     def _forget(self, name: str) -> None:
@@ -290,11 +301,7 @@ class RoutingRequestRouter(RequestRouter):
             return
         self.loop = asyncio.get_running_loop()
         if self.config.kv_events:
-            self.feed = EventFeed(self._on_batch)
-
-    def _on_batch(self, batch: KVEventBatch) -> None:
-        self.kv_batches += 1
-        self.policy.on_kv_events(batch, time.monotonic())
+            self.feed = IndexFeed(lambda: self.policy)
 
     async def close(self) -> None:
         """Stop every KV event subscription (tests; Serve has no router shutdown hook)."""
@@ -314,13 +321,17 @@ class RoutingRequestRouter(RequestRouter):
         replicas: dict[str, Any] = {}
         for name in sorted(set(self._names.values())):
             count, tokens = self.loads.own(name)
-            feed = self.feed.stats.get(name) if self.feed is not None else None
+            feed = self.feed.feed.stats.get(name) if self.feed is not None else None
             replicas[name] = {
                 "in_flight": count,
                 "in_flight_prefill_tokens": tokens,
                 "exact_blocks": len(exact.get(name, ())),
                 "kv_events": feed.endpoint if feed is not None else None,
                 "kv_batches": feed.batches if feed is not None else 0,
+                "kv_snapshot": feed.snapshot_endpoint if feed is not None else None,
+                "snapshots": feed.snapshots if feed is not None else 0,
+                "snapshot_failures": feed.snapshot_failures if feed is not None else 0,
+                "kv_faults": self.replica_stats.get(name, {}).get("kv_faults"),
             }
         return {
             "model": self.config.model_id,
@@ -335,8 +346,10 @@ class RoutingRequestRouter(RequestRouter):
             "kv_events": self.config.kv_events,
             "block_tokens": self.config.block_tokens,
             "index_blocks": len(policy.index),
-            "kv_batches": self.kv_batches,
+            "kv_batches": self.feed.batches if self.feed is not None else 0,
             "lost_batches": policy.sequencer.lost_batches,
+            "ignored_batches": policy.sequencer.ignored_batches,
+            "snapshots": policy.snapshots,
             "skipped_events": policy.events.skipped_events,
             "replicas": replicas,
             "exact_index": (

@@ -223,3 +223,26 @@ async def test_subscriber_receives_what_a_connecting_publisher_sends() -> None:
     assert received[-1].seq == 1 and received[-1].events[0].lora_name == "l1"
     assert all(b.replica_id == "r7" for b in received)
     assert subscriber.decode_errors == 1
+
+
+@pytest.mark.parametrize(
+    ("lora", "salt"), [(None, None), (None, "tenant"), ("sql", "tenant"), ("sql", None)]
+)
+def test_republished_events_keep_the_lora_name_and_the_chains_salt(
+    lora: str | None, salt: str | None
+) -> None:
+    from cluster.kv_events import kv_frames
+
+    head = KVEvent(
+        type="stored",
+        block_hashes=[1, 2],
+        token_ids=list(range(32)),
+        block_size=16,
+        lora_name=lora,
+        cache_salt=salt,
+    )
+    tail = head.model_copy(update={"block_hashes": [3], "parent_block_hash": 2, "cache_salt": None})
+    batch = KVEventBatch(replica_id="r", seq=0, timestamp=0.0, events=[head, tail])
+    decoded = decode_kv_frames(kv_frames(batch), replica_id="r")
+    assert decoded is not None
+    assert [(e.lora_name, e.cache_salt) for e in decoded.events] == [(lora, salt), (lora, None)]

@@ -124,3 +124,79 @@ def test_events_of_another_block_size_are_skipped() -> None:
     )
     assert router.index.match([1], now=0.0) == {}
     assert router.events.skipped_events == 1
+
+
+@pytest.mark.parametrize(
+    ("before", "snapshot_seq", "during", "after", "applied"),
+    [
+        # Joined late: the snapshot is at 4; buffered 3..6 → 5, 6 apply; then 7.
+        ([], 4, [3, 4, 5, 6], [7], [5, 6, 7]),
+        # Duplicates and stragglers among the buffered batches are ignored.
+        ([0, 1], 3, [2, 5, 4, 4, 3], [6], [4, 5, 6]),
+        # The snapshot is ahead of every buffered batch.
+        ([0], 9, [1, 2], [10, 9], [10]),
+        # The replica had published nothing: the first batch after is the baseline.
+        ([], None, [], [0, 1], [0, 1]),
+        # Batches held for a gap before the snapshot are dropped (the snapshot has them).
+        ([0, 2, 3], 3, [], [4], [4]),
+    ],
+)
+def test_sequencer_rebases_on_a_snapshot(
+    before: list[int],
+    snapshot_seq: int | None,
+    during: list[int],
+    after: list[int],
+    applied: list[int],
+) -> None:
+    seq = EventSequencer(window=8)
+    for s in before:
+        seq.accept(_batch(s))
+    seq.await_snapshot("a")
+    assert seq.awaiting("a")
+    assert all(not seq.accept(_batch(s)).apply for s in during)  # only buffered
+    got = [b.seq for b in seq.rebase("a", snapshot_seq).apply]
+    for s in after:
+        got.extend(b.seq for b in seq.accept(_batch(s)).apply)
+    assert not seq.awaiting("a")
+    assert got == applied
+
+
+def test_abandoned_snapshot_applies_the_buffered_batches_in_order() -> None:
+    seq = EventSequencer(window=8)
+    seq.accept(_batch(0))
+    seq.await_snapshot("a")
+    for s in (2, 1, 1):
+        seq.accept(_batch(s))
+    assert [b.seq for b in seq.abandon("a").apply] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "resync_at"),
+    [
+        ([(0, 0.0), (2, 0.1), (3, 0.3)], None),  # a young gap: still waiting for 1
+        ([(0, 0.0), (2, 0.1), (3, 0.7)], 3),  # older than 0.5 s at seq 3: lost
+        ([(0, 0.0), (2, 0.1), (1, 0.7), (4, 0.8), (5, 1.0)], None),  # filled, new gap young
+    ],
+)
+def test_a_gap_older_than_max_hold_is_a_loss(
+    arrivals: list[tuple[int, float]], resync_at: int | None
+) -> None:
+    seq = EventSequencer(window=8, max_hold_s=0.5)
+    resynced = [s for s, now in arrivals if seq.accept(_batch(s), now).resync]
+    assert resynced == ([] if resync_at is None else [resync_at])
+
+
+def test_snapshot_replaces_the_exact_entries_and_keeps_provisional_ones() -> None:
+    router = _router()
+    router.on_kv_events(_batch(0, _stored(1, 2, 3)), now=0.0)
+    router.index.insert_provisional("a", [50], now=0.0)
+    router.begin_snapshot("a")
+    router.on_kv_events(_batch(2, _stored(9)), now=0.0)  # buffered, after the snapshot
+    router.on_kv_events(_batch(1, _removed(3)), now=0.0)  # buffered, covered by it
+    lost = router.on_kv_snapshot("a", 1, [_stored(1, 2), _stored(7)], now=0.0)
+    assert not lost
+    assert router.index.exact_holdings() == {"a": {1, 2, 7, 9}}
+    assert router.index.match([50], now=1.0) == {"a": Match(1, 0)}
+    assert router.snapshots == 1
+    router.on_kv_events(_batch(1, _stored(3)), now=0.0)  # a late duplicate: ignored
+    assert router.index.exact_holdings() == {"a": {1, 2, 7, 9}}
