@@ -79,7 +79,7 @@ def bind_gateway(config: ClusterConfig, handles: dict[str, Application]) -> Appl
         name=GATEWAY_DEPLOYMENT,
         num_replicas=config.gateway.replicas,
         max_ongoing_requests=GATEWAY_MAX_ONGOING,
-        ray_actor_options={"num_cpus": 1},
+        ray_actor_options={"num_cpus": 1, "resources": dict(config.gateway.ray_resources)},
         graceful_shutdown_timeout_s=10.0,
     )(ingress_cls)
     return deployment.bind(config, handles)
