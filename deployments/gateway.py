@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.config.catalog import load_builtin_catalog
 from cluster.config.settings import ClusterConfig
 from deployments.handle_backend import HandleBackend
+from deployments.ingress_bind import reuse_address_on_direct_ingress
 from deployments.replica_logging import log_like_serve
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ class Gateway:
     """User class of the ingress deployment (wrapped by `serve.ingress()` in `bind_gateway`)."""
 
     def __init__(self, config: ClusterConfig, handles: dict[str, Any]) -> None:
+        # Before Serve starts this replica's direct-ingress server: a replica restarted
+        # after a crash must get its port back (deployments/ingress_bind.py).
+        reuse_address_on_direct_ingress()
         self._config = config
         self._handles = handles
 
@@ -75,7 +79,7 @@ def bind_gateway(config: ClusterConfig, handles: dict[str, Application]) -> Appl
         name=GATEWAY_DEPLOYMENT,
         num_replicas=config.gateway.replicas,
         max_ongoing_requests=GATEWAY_MAX_ONGOING,
-        ray_actor_options={"num_cpus": 1},
+        ray_actor_options={"num_cpus": 1, "resources": dict(config.gateway.ray_resources)},
         graceful_shutdown_timeout_s=10.0,
     )(ingress_cls)
     return deployment.bind(config, handles)

@@ -13,7 +13,15 @@ Replica methods (called through a `DeploymentHandle`):
   ready together (what the gateway calls: see the method).
 - `stats()` — `EngineStats`; `health()` — bool; `describe()` — id, engine, replica.
 - `engine_metrics()` — the engine's own Prometheus metrics (vLLM's `vllm:*`), or ''.
-- `check_health()` — Ray Serve's periodic health check (raises when the engine cannot serve).
+- `check_health()` — Ray Serve's periodic health check (`models[].health`): raises when the
+  engine reports itself broken. When the progress watchdog (`deployments.watchdog`) sees
+  requests in flight but no output for `stall_after_s`, the replica logs it and ends its
+  own process at once (`os._exit`, what Serve's force-stop of an unhealthy replica does,
+  without waiting for three failed checks): Ray fails every open call on it (the gateway
+  retries those not started on another replica, started ones end with an error event),
+  request routers drop it as a dead actor instead of sending new requests into the stalled
+  engine, and Serve starts a replacement. A stalled engine cannot be trusted to shut down
+  (its loop is stuck), so none is attempted.
 - `record_routing_stats()` — queue and KV numbers Ray Serve hands to request routers,
   `recent_ttft_s`, and `kv_events`: the endpoint of this replica's KV event publisher.
   The gateway exports them for every replica (`deployments.fleet`).
@@ -34,9 +42,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cluster.config.settings import RoutingConfig, ServedModel
 from cluster.engine import Engine, EngineChunk, EngineRequest, EngineStats
@@ -47,6 +56,7 @@ from cluster.placement import PlacementPlan, layout_violations, rank_bundles
 from deployments.autoscaling_signals import ReplicaSignals
 from deployments.engines.factory import build_engine
 from deployments.placement import replica_options
+from deployments.watchdog import ProgressWatchdog
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -94,6 +104,8 @@ class ModelReplica:
         )
         await self._engine.start()
         self._signals = ReplicaSignals()
+        self._watchdog = ProgressWatchdog(model.deployment.health.stall_after_s)
+        self._exit: Callable[[int], NoReturn] = os._exit  # a stalled replica ends itself
         self._closed = False
         self._publisher: Republisher | None = None
         if publish_kv_events and model.spec.prefix_caching:
@@ -135,8 +147,10 @@ class ModelReplica:
         first = True
         finished = False
         started = time.monotonic()
+        self._watchdog.began()
         try:
             async for chunk in self._engine.generate(request):
+                self._watchdog.progressed()
                 if first:
                     chunk = chunk.model_copy(update={"replica_id": self._replica_id})
                     first = False
@@ -156,6 +170,7 @@ class ModelReplica:
             info = internal_error().info()
             yield EngineChunk(error=info, replica_id=self._replica_id if first else None)
         finally:
+            self._watchdog.ended(progressed=finished)  # a cancellation is no progress
             if not finished:
                 # Cancelled by the caller (or the stream was closed early): free the slot.
                 await asyncio.shield(self._abort(request.request_id))
@@ -201,6 +216,20 @@ class ModelReplica:
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    def _retire_stalled(self, quiet_s: float) -> NoReturn:
+        """End this replica's process (see the module docstring: `check_health`)."""
+        logger.error(
+            "replica %s: its engine made no progress for %.1fs with %d requests in flight "
+            "(models[].health.stall_after_s %.1f); exiting so that Serve replaces it",
+            self._replica_id,
+            quiet_s,
+            self._watchdog.in_flight,
+            self._watchdog.stall_after_s,
+        )
+        for handler in logging.getLogger().handlers + logger.handlers:
+            handler.flush()
+        self._exit(1)
+
     async def _abort(self, request_id: str) -> None:
         try:
             await self._engine.abort(request_id)
@@ -236,6 +265,9 @@ class ModelReplica:
         """Ray Serve's health check: an exception marks the replica unhealthy (restarted)."""
         if self._closed:
             raise EngineUnavailable(f"replica {self._replica_id} is shutting down")
+        quiet_s = self._watchdog.check()
+        if quiet_s is not None:
+            self._retire_stalled(quiet_s)
         await self._engine.check_health()
 
     async def record_routing_stats(self) -> dict[str, Any]:

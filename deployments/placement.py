@@ -59,9 +59,9 @@ def replica_options(
         # Bounded: past it Serve raises BackPressureError at once (HandleBackend: 503).
         "max_queued_requests": model.deployment.max_queued_requests,
         "ray_actor_options": {"num_cpus": plan.replica_cpus},
-        # An engine may take a while to load weights; a sim engine starts at once.
-        "health_check_period_s": 10.0,
-        "health_check_timeout_s": 30.0,
+        # `models[].health` (the stall watchdog's period of detection, ModelReplica).
+        "health_check_period_s": model.deployment.health.check_period_s,
+        "health_check_timeout_s": model.deployment.health.check_timeout_s,
         "graceful_shutdown_timeout_s": 20.0,
         "graceful_shutdown_wait_loop_s": 0.5,
         "request_router_config": request_router_config(model, routing or RoutingConfig()),
@@ -71,8 +71,13 @@ def replica_options(
         options["num_replicas"] = model.deployment.replicas
     else:
         options["autoscaling_config"] = autoscaling
+    custom = dict(model.deployment.ray_resources)
+    if custom:
+        options["ray_actor_options"]["resources"] = custom
     if plan.gpus > 0:
-        options["placement_group_bundles"] = [dict(b) for b in plan.bundles]
+        bundles = [dict(b) for b in plan.bundles]
+        bundles[0].update(custom)  # the replica actor runs in bundle 0
+        options["placement_group_bundles"] = bundles
         options["placement_group_strategy"] = plan.strategy
     return options
 

@@ -24,6 +24,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     from cluster.cli.bench_autoscale import add_autoscale
 
     add_autoscale(sub)
+    from cluster.cli.bench_soak import add_soak
+
+    add_soak(sub)
 
 
 def add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -37,6 +37,38 @@ class SimSettings(_Strict):
     max_num_seqs: int = Field(default=256, ge=1)
     max_num_batched_tokens: int = Field(default=8192, ge=16)
     seed: int = 0
+    stall_marker: str | None = Field(
+        default=None,
+        min_length=1,
+        description="fault injection for tests, never in production: a prompt containing "
+        "this text freezes the engine's step loop for good (every request on the replica "
+        "stops making progress, as with a hung GPU); null: off",
+    )
+
+
+class ReplicaHealthSettings(_Strict):
+    """`models[].health:` — how a model replica is judged healthy (`ModelReplica.check_health`).
+
+    Ray Serve calls the check every `check_period_s` and replaces a replica after three
+    failed checks in a row (or a check that takes over `check_timeout_s`). The check fails
+    when the engine reports itself broken, and when the progress watchdog
+    (`deployments.watchdog`) sees requests in flight but no output for `stall_after_s`:
+    the replica then ends its requests with `engine_unavailable` (those not started are
+    retried on another replica by the gateway) and refuses new ones. A stalled replica is
+    replaced `stall_after_s` + at most 3 x `check_period_s` after its last output.
+    """
+
+    stall_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="watchdog: requests in flight and no output from the engine for this "
+        "long mark the replica unhealthy (raise it above the longest prefill a replica may "
+        "run: a prompt's first token is its first output)",
+    )
+    check_period_s: float = Field(default=10.0, gt=0, description="Serve's health check period")
+    check_timeout_s: float = Field(
+        default=30.0, gt=0, description="a health check taking longer than this fails"
+    )
 
 
 class ModelDeployment(_Strict):
@@ -53,6 +85,7 @@ class ModelDeployment(_Strict):
         default=None, description="size the deployment by its queue (autoscaler/); null: fixed"
     )
     sim: SimSettings = Field(default_factory=SimSettings)
+    health: ReplicaHealthSettings = Field(default_factory=ReplicaHealthSettings)
     prices: PriceTable | None = Field(
         default=None, description="operator price table; overrides the catalog's"
     )
@@ -74,6 +107,11 @@ class ModelDeployment(_Strict):
     reserve_gpus: bool = Field(
         default=True,
         description="reserve the GPUs the parallelism needs through a placement group",
+    )
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources each replica needs, e.g. {pool_a: 1}: pins the "
+        "model's replicas to the nodes that declare them (a node pool)",
     )
     vllm: VLLMDeploymentSettings | None = Field(
         default=None, description="settings of the vLLM engine (engine: vllm)"
@@ -192,6 +230,11 @@ class GatewaySettings(GatewaySecurityFields):
         "clients' pool expiry)",
     )
     replicas: int = Field(default=1, ge=1)
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources each gateway replica needs, e.g. {ingress: 1}: "
+        "pins the gateway to the nodes that declare them",
+    )
     request_timeout_s: float = Field(default=600.0, gt=0)
     stall_timeout_s: float = Field(
         default=120.0,

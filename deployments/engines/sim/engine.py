@@ -15,7 +15,8 @@ and `logprobs` / `logit_bias`, which a simulator has nothing to honour them with
 taken as those tokens. The request joins the scheduler when the stream
 is first iterated; closing or cancelling the stream, or `abort()`, removes it and frees
 its KV blocks (an aborted stream just ends). `shutdown()` ends open streams with
-`EngineUnavailable`.
+`EngineUnavailable`. `sim.stall_marker` freezes the step loop for fault-injection tests
+(`faults.StallFault`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from cluster.errors import (
     ModelyardError,
 )
 from deployments.engines.sim.clock import Clock, RealClock
+from deployments.engines.sim.faults import StallFault
 from deployments.engines.sim.kv_cache import request_extra_keys
 from deployments.engines.sim.scheduler import Scheduler, SimSequence, StepResult
 from deployments.engines.sim.text import OutputPlan, plan_output
@@ -83,6 +85,7 @@ class SimEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._stall = StallFault(self.settings.stall_marker)  # fault injection (tests)
 
     # ---- identity --------------------------------------------------------------------
 
@@ -180,7 +183,9 @@ class SimEngine:
         if request.prompt_token_ids is not None:
             ids = list(request.prompt_token_ids)
         else:
-            ids = self._tokenizer.encode(prompt_text(request))
+            text = prompt_text(request)
+            self._stall.inspect(request.request_id, text)
+            ids = self._tokenizer.encode(text)
         if not ids:  # as vLLM: "The decoder prompt cannot be empty"
             raise InvalidRequest(f"The {param} is empty; it needs at least one token.", param=param)
         limit = self._check_length(len(ids), request.max_tokens, param)
@@ -292,6 +297,7 @@ class SimEngine:
         try:
             deadline = self._clock.now()
             while not self._closed:
+                await self._stall.hold()
                 if not self._scheduler.has_work:
                     await self._idle()
                     deadline = self._clock.now()
@@ -310,6 +316,7 @@ class SimEngine:
                 await self._clock.sleep(delay)
                 self._deliver(result)
                 self._publish()
+                self._stall.after_step(result.emitted)
         except Exception as exc:  # the loop must not die silently: fail every stream
             self._fail_all(EngineUnavailable(f"simulator loop failed: {exc!r}"))
             raise

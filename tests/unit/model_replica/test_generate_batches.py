@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 from cluster.engine import EngineChunk, EngineRequest
 from cluster.errors import InvalidRequest
 from deployments.autoscaling_signals import ReplicaSignals
 from deployments.model_deployment import ModelReplica
 from deployments.replica_methods import GENERATE_BATCHES, GENERATE_METHODS
+from deployments.watchdog import ProgressWatchdog
 
 
 class ScriptedEngine:
@@ -33,18 +35,32 @@ class ScriptedEngine:
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
 
+    async def check_health(self) -> None:
+        return None
+
+
+class Exited(Exception):
+    """Raised by the test's stand-in for `os._exit`."""
+
+
+def exit_recorder(code: int) -> NoReturn:
+    raise Exited(code)
+
 
 class _Replica(ModelReplica):
     def __del__(self) -> None:  # Serve awaits the async one on shutdown; nothing to stop here
         pass
 
 
-def replica(engine: ScriptedEngine) -> ModelReplica:
+def replica(engine: ScriptedEngine, stall_after_s: float = 60.0) -> ModelReplica:
     # The constructor starts a real engine inside Ray; the method under test needs only these.
     instance = _Replica.__new__(_Replica)
     instance._engine = engine  # type: ignore[assignment]
     instance._replica_id = "r0"
     instance._signals = ReplicaSignals()
+    instance._watchdog = ProgressWatchdog(stall_after_s)
+    instance._exit = exit_recorder
+    instance._closed = False
     return instance
 
 

@@ -124,3 +124,39 @@ def test_factory_names_the_field_when_vllm_is_missing(monkeypatch: pytest.Monkey
         build_engine(served("qwen/qwen3-coder-flash", engine="vllm"), replica_id="r-1")
     assert caught.value.param == "engine"
     assert "'vllm' is not available here" in caught.value.message
+
+
+def test_custom_resources_pin_the_replica_actor_and_its_bundle() -> None:
+    pinned = {"pool_a": 1.0}
+    cpu = served("qwen/qwen3-coder-flash", reserve_gpus=False, ray_resources=pinned)
+    options = replica_options(cpu, plan_for(cpu, RaySettings()))
+    assert options["ray_actor_options"] == {"num_cpus": 1.0, "resources": pinned}
+    gpu = served("minimax/minimax-m1", ray_resources=pinned)
+    options = replica_options(gpu, plan_for(gpu, RaySettings(gpus_per_node=8)))
+    assert options["placement_group_bundles"][0] == {"CPU": 1.0, "pool_a": 1.0}
+    assert options["ray_actor_options"]["resources"] == pinned
+
+    from ray import serve
+
+    from deployments.model_deployment import ModelReplica
+
+    assert serve.deployment(**options)(ModelReplica).name == gpu.deployment_name
+
+
+def test_health_settings_become_serve_health_checks() -> None:
+    model = served("qwen/qwen3-coder-flash", health={"check_period_s": 1, "check_timeout_s": 4})
+    options = replica_options(model, plan_for(model, RaySettings()))
+    assert (options["health_check_period_s"], options["health_check_timeout_s"]) == (1.0, 4.0)
+    defaults = served("qwen/qwen3-coder-flash").deployment.health
+    assert (defaults.stall_after_s, defaults.check_period_s) == (60.0, 10.0)
+
+
+def test_gateway_resources_pin_the_gateway_replica() -> None:
+    from cluster.config import parse_config
+    from deployments.gateway import bind_gateway
+
+    config = parse_config(
+        {"gateway": {"ray_resources": {"ingress": 1}}, "models": [{"id": "qwen/qwen3-coder-flash"}]}
+    )
+    options = bind_gateway(config, {})._bound_deployment.ray_actor_options
+    assert options == {"num_cpus": 1, "resources": {"ingress": 1.0}}

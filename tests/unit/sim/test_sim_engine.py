@@ -267,3 +267,32 @@ async def test_a_real_clock_runs_simulated_time_at_speedup() -> None:
     wall = loop.time() - start
     await eng.shutdown()
     assert simulated / speedup * 0.9 <= wall <= simulated / speedup + 1.0
+
+
+async def test_stall_marker_freezes_every_request_of_the_replica() -> None:
+    """Fault injection (`sim.stall_marker`): once the marked request has produced tokens,
+    the step loop stops for good."""
+    eng = SimEngine(served(QWEN, stall_marker="@@stall@@"), replica_id="r0", clock=RealClock(50))
+    await eng.start()
+    try:
+        healthy = await run(eng, req("before", max_tokens=4))
+        assert healthy[-1].finish_reason is not None
+        victim = eng.generate(req("victim", max_tokens=10_000))
+        assert (await anext(victim)).text is not None  # running
+        poison = eng.generate(req("poison", text="@@stall@@", max_tokens=10_000))
+        assert (await anext(poison)).text is not None  # started, then the loop froze
+        later = eng.generate(req("later", max_tokens=4))
+        waiter = asyncio.ensure_future(anext(later))
+        # Frozen: running requests get nothing more, a new one never starts ...
+        for stream in (victim, poison):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    while True:
+                        await anext(stream)
+        assert not waiter.done()
+        await eng.check_health()  # ... while the engine itself still answers its checks
+        waiter.cancel()
+        await victim.aclose()
+        await poison.aclose()
+    finally:
+        await eng.shutdown()
