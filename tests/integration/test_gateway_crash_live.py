@@ -25,6 +25,8 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,12 +60,18 @@ GATEWAY_TITLE = "ServeReplica:modelyard:gateway"
 Outcome = tuple[str | None, Decimal | None, bool]
 
 
-def cluster_file(path: Path, port: int) -> Path:
+def cluster_file(
+    path: Path, port: int, *, name: str = "gateway-crash-live", grpc_port: int | None = None
+) -> Path:
+    """One real-time simulated model behind the gateway on `port` (gRPC on `grpc_port`)."""
+    gateway: dict[str, object] = {"host": "127.0.0.1", "port": port}
+    if grpc_port is not None:
+        gateway["grpc_port"] = grpc_port
     path.write_text(
         yaml.safe_dump(
             {
-                "name": "gateway-crash-live",
-                "gateway": {"host": "127.0.0.1", "port": port},
+                "name": name,
+                "gateway": gateway,
                 "ray": {"num_cpus": 4, "virtual_gpus": 4},
                 # Real time: streams of 40-280 tokens last seconds, so the kill lands mid-load.
                 "models": [{"id": QWEN, "engine": "sim", "sim": {"speedup": 1}}],
@@ -71,6 +79,23 @@ def cluster_file(path: Path, port: int) -> Path:
         )
     )
     return path
+
+
+@contextmanager
+def up_with_ledger(
+    config: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[UpProcess]:
+    """`modelyard up --config CONFIG --auth keys` with the ledger at `ledger_url` (the test
+    pepper), ready to serve; the whole process group killed at the end."""
+    env = {"MODELYARD_KEY_PEPPER": PEPPER.decode(), "MODELYARD_LEDGER_URL": ledger_url}
+    monkeypatch.delenv("MODELYARD_LEDGER_URL", raising=False)  # this test's ledger, not another
+    monkeypatch.delenv("MODELYARD_KEY_PEPPER", raising=False)
+    up = UpProcess(["--config", str(config), "--auth", "keys"], env_defaults=env)
+    try:
+        assert up.read_until(READY_LINE, READY_TIMEOUT_S), up.tail()
+        yield up
+    finally:
+        up.kill()
 
 
 def gateway_pids(root_pid: int) -> list[int]:
@@ -144,13 +169,8 @@ def test_gateway_sigkill_under_ray_loses_and_duplicates_nothing(
     migrate(engine)
     key, info = KeyStore(engine, PEPPER).create("crash", now=NOW, budget=Decimal(1000))
     port = free_port()
-    env = {"MODELYARD_KEY_PEPPER": PEPPER.decode(), "MODELYARD_LEDGER_URL": ledger_url}
-    monkeypatch.delenv("MODELYARD_LEDGER_URL", raising=False)  # this test's ledger, not another
-    monkeypatch.delenv("MODELYARD_KEY_PEPPER", raising=False)
     config = cluster_file(tmp_path / "cluster.yaml", port)
-    up = UpProcess(["--config", str(config), "--auth", "keys"], env_defaults=env)
-    try:
-        assert up.read_until(READY_LINE, READY_TIMEOUT_S), up.tail()
+    with up_with_ledger(config, ledger_url, monkeypatch) as up:
         (pid,) = gateway_pids(up.process.pid)
         results, left_open, killed_at = asyncio.run(
             load_then_kill(f"http://127.0.0.1:{port}", key, pid, engine)
@@ -158,8 +178,6 @@ def test_gateway_sigkill_under_ray_loses_and_duplicates_nothing(
         back_after, new_port, more = asyncio.run(serve_again(port, key, killed_at))
         new_pids = gateway_pids(up.process.pid)
         assert up.process.poll() is None, up.tail()  # `modelyard up` itself never stopped
-    finally:
-        up.kill()
     complete = {rid: cost for rid, cost, whole in results if whole and rid is not None}
     cut = [r for r in results if not r[2]]
     print(
