@@ -5,11 +5,15 @@ free port and a fast simulated clock, started through `LocalCluster` — the sam
 `modelyard up`. Package-scoped: it comes up at the first test that needs it and is torn down
 after the last test of `tests/integration`, so later test packages in the same pytest run
 never see this Ray instance.
+
+`outage_db`: an empty ledger database and the outage that takes it away
+(`ledger_outage_rig.outage_database`), on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -17,6 +21,7 @@ import pytest
 from bench.processes import free_port
 from cluster.config import parse_config
 from deployments.launcher import LocalCluster
+from tests.integration.ledger_outage_rig import Outage, outage_database
 from tests.integration.live import HTTP_TIMEOUT_S, START_TIMEOUT_S, local_config_data
 
 
@@ -59,3 +64,9 @@ def sdk(request: pytest.FixtureRequest, base_url: str) -> Iterator[openai.OpenAI
 @pytest.fixture
 def api(base_url: str) -> str:
     return base_url + "/api/v1"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outage_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Outage]]:
+    with outage_database(request.param, tmp_path) as found:
+        yield found

@@ -20,39 +20,23 @@ The same scenario under Ray (`modelyard up`) is test_ledger_outage_live.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bench.processes import free_port
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
-from tests.integration.ledger_outage_rig import (
-    Outage,
-    check_nothing_unbilled,
-    check_refused,
-    outage_database,
-    scenario,
-    settled_ledger,
-    summary,
-)
+from tests.integration import ledger_outage_rig as rig
 from tests.integration.test_ledger_crash import start_gateway
 from tests.unit.ledger.helpers import NOW, PEPPER
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def outage_db(request: Any, tmp_path: Path) -> Iterator[tuple[str, Outage]]:
-    with outage_database(request.param, tmp_path) as found:
-        yield found
-
-
 def test_ledger_database_outage_refuses_bills_everything_and_resumes_by_itself(
-    outage_db: tuple[str, Outage], tmp_path: Path
+    outage_db: tuple[str, rig.Outage], tmp_path: Path
 ) -> None:
     url, outage = outage_db
     engine = create_ledger_engine(url)
@@ -61,13 +45,13 @@ def test_ledger_database_outage_refuses_bills_everything_and_resumes_by_itself(
     port = free_port()
     gateway = start_gateway(port, url, tmp_path / "gateway.log")
     with gateway:
-        seen = asyncio.run(scenario(f"http://127.0.0.1:{port}", key, outage))
+        seen = asyncio.run(rig.scenario(f"http://127.0.0.1:{port}", key, outage))
         assert gateway.running()  # never restarted (the same process all along)
-        ledger = settled_ledger(engine, info.id)
+        ledger = rig.settled_ledger(engine, info.id)
         log = gateway.log.read_text()
     engine.dispose()
 
-    check_refused(seen)
+    rig.check_refused(seen)
     assert "ledger database unavailable" in log and "available again" in log, log[-2000:]
-    check_nothing_unbilled(seen, ledger)
-    print(summary(f"ledger outage {url.split(':')[0]}", seen, ledger))
+    rig.check_nothing_unbilled(seen, ledger)
+    print(rig.summary(f"ledger outage {url.split(':')[0]}", seen, ledger))

@@ -19,10 +19,9 @@ released. Then:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -32,26 +31,12 @@ from cluster.errors import ModelyardError
 from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, grpc_code, user
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
-from tests.integration.ledger_outage_rig import (
-    Outage,
-    check_nothing_unbilled,
-    check_refused,
-    outage_database,
-    scenario,
-    settled_ledger,
-    summary,
-)
+from tests.integration import ledger_outage_rig as rig
 from tests.integration.test_gateway_crash_live import cluster_file, gateway_pids, up_with_ledger
 from tests.integration.test_ledger_crash import QWEN
 from tests.unit.ledger.helpers import NOW, PEPPER
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def outage_db(request: Any, tmp_path: Path) -> Iterator[tuple[str, Outage]]:
-    with outage_database(request.param, tmp_path) as found:
-        yield found
 
 
 def grpc_refusal(
@@ -71,7 +56,7 @@ def grpc_refusal(
 
 
 def test_ledger_database_outage_under_ray_refuses_bills_everything_and_resumes(
-    outage_db: tuple[str, Outage], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    outage_db: tuple[str, rig.Outage], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, outage = outage_db
     engine = create_ledger_engine(url)
@@ -85,15 +70,15 @@ def test_ledger_database_outage_under_ray_refuses_bills_everything_and_resumes(
     during = grpc_refusal(f"127.0.0.1:{grpc_port}", key, refused)
     with up_with_ledger(config, url, monkeypatch) as up:
         (pid,) = gateway_pids(up.process.pid)
-        seen = asyncio.run(scenario(f"http://127.0.0.1:{port}", key, outage, during))
+        seen = asyncio.run(rig.scenario(f"http://127.0.0.1:{port}", key, outage, during))
         assert gateway_pids(up.process.pid) == [pid]  # the same replica: never restarted
         assert up.process.poll() is None, up.tail()
-        ledger = settled_ledger(engine, info.id)
+        ledger = rig.settled_ledger(engine, info.id)
     engine.dispose()
 
-    print(summary(f"ledger outage under Ray, {url.split(':')[0]}", seen, ledger))
-    check_refused(seen)
+    print(rig.summary(f"ledger outage under Ray, {url.split(':')[0]}", seen, ledger))
+    rig.check_refused(seen)
     assert len(refused) == 1, "the gRPC call during the outage was answered"
     assert grpc_code(refused[0]) == grpc.StatusCode.UNAVAILABLE, refused[0]
     assert refused[0].retry_after_s == 1
-    check_nothing_unbilled(seen, ledger)
+    rig.check_nothing_unbilled(seen, ledger)
