@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,8 @@ import httpx
 
 from bench.processes import free_port
 from cluster.config import parse_config
-from deployments.app import APP_NAME
 from deployments.launcher import LocalCluster
-from tests.integration.fault_rig import QWEN, chat, ledger_rows, replica_states, routing, use_ledger
+from tests.integration.fault_rig import QWEN, chat, ledger_rows, routing, use_ledger, wait_replaced
 
 MARKER = "@@fault-injection-stall@@"
 REPLICAS = 2
@@ -93,7 +93,9 @@ async def scenario(base: str, deployment: str) -> dict[str, Any]:
         ]
         decisions = (await asyncio.to_thread(routing, base))[QWEN]["decisions"]
         victim = next(d["replica_id"] for d in decisions if d["request_id"] == poison_id)
-        replaced_s = await asyncio.to_thread(wait_replaced, base, deployment, victim, stalled_at)
+        replaced_s = await asyncio.to_thread(
+            partial(wait_replaced, replicas=REPLICAS), base, deployment, victim, stalled_at
+        )
         outcomes = await asyncio.wait_for(asyncio.gather(*long_runs, poison_task, *during), 60)
         decisions = (await asyncio.to_thread(routing, base))[QWEN]["decisions"]
         after = await asyncio.gather(
@@ -124,18 +126,6 @@ async def _wait_routed(base: str) -> tuple[str, float]:
             return str(decisions[-1]["request_id"]), time.monotonic()
         await asyncio.sleep(0.02)
     raise TimeoutError("the poison request was not routed")
-
-
-def wait_replaced(base: str, deployment: str, victim: str, since: float) -> float:
-    """Seconds from `since` until Serve runs REPLICAS replicas without the victim and the
-    gateway's router knows them all."""
-    while time.monotonic() - since < 60.0:
-        if replica_states(APP_NAME, deployment) == {"RUNNING": REPLICAS}:
-            known = routing(base)[QWEN]["replicas"]
-            if len(known) == REPLICAS and victim not in known:
-                return time.monotonic() - since
-        time.sleep(0.1)
-    raise TimeoutError(f"{deployment}: the stalled replica was not replaced")
 
 
 def main() -> dict[str, Any]:

@@ -28,9 +28,8 @@ import httpx
 
 from bench.processes import free_port
 from cluster.config import parse_config
-from deployments.app import APP_NAME
 from deployments.launcher import LocalCluster
-from tests.integration.fault_rig import QWEN, chat, ledger_rows, replica_states, routing, use_ledger
+from tests.integration.fault_rig import QWEN, chat, ledger_rows, routing, use_ledger, wait_replaced
 
 REQUESTS = 36
 AFTER = 6
@@ -108,18 +107,6 @@ async def load_and_kill(base: str) -> dict[str, Any]:
     }
 
 
-def wait_replaced(base: str, deployment: str, victim: str, killed_at: float) -> float:
-    """Seconds from the kill until Serve runs `REPLICAS` replicas again and the gateway's
-    router knows all of them (a new one in place of the victim)."""
-    while time.monotonic() - killed_at < 60.0:
-        if replica_states(APP_NAME, deployment) == {"RUNNING": REPLICAS}:
-            known = routing(base)[QWEN]["replicas"]
-            if len(known) == REPLICAS and victim not in known:
-                return time.monotonic() - killed_at
-        time.sleep(0.1)
-    raise TimeoutError(f"{deployment} not back to {REPLICAS} replicas")
-
-
 def main() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fault-kill-") as tmp:
         url = use_ledger(Path(tmp))
@@ -130,7 +117,11 @@ def main() -> dict[str, Any]:
             report = asyncio.run(load_and_kill(cluster.base_url))
             deployment = cluster.served[0].deployment_name
             report["replaced_after_s"] = wait_replaced(
-                cluster.base_url, deployment, report["victim"], report["killed_at"]
+                cluster.base_url,
+                deployment,
+                report["victim"],
+                report["killed_at"],
+                replicas=REPLICAS,
             )
             report["replicas_after"] = sorted(routing(cluster.base_url)[QWEN]["replicas"])
         finally:

@@ -7,7 +7,8 @@ by `test_faults_live.py`, with its own Ray and RAY_TMPDIR).
 - `chat(...)`: one OpenAI-style request over HTTP (streamed or not), summarised as an
   `Outcome`: status, response id, content chunks received, the error code if any, and
   whether the stream ended with `[DONE]`.
-- `routing(base)`: the gateway router's snapshot (`GET /debug/routing`, loopback only).
+- `routing(base)`: the gateway router's snapshot (`GET /debug/routing`, loopback only);
+  `wait_replaced(...)`: until Serve runs the deployment's replicas again without the victim.
 """
 
 from __future__ import annotations
@@ -159,6 +160,22 @@ def replica_states(app: str, deployment: str) -> dict[str, int]:
         return {}
     states = status.deployments[deployment].replica_states
     return {str(getattr(k, "value", k)): int(v) for k, v in states.items()}
+
+
+def wait_replaced(
+    base: str, deployment: str, victim: str, since: float, *, replicas: int, model: str = QWEN
+) -> float:
+    """Seconds from `since` until Serve runs `replicas` replicas of `deployment` again and
+    the gateway's router knows all of them, none of them the victim (a new one in its place)."""
+    from deployments.app import APP_NAME
+
+    while time.monotonic() - since < 60.0:
+        if replica_states(APP_NAME, deployment) == {"RUNNING": replicas}:
+            known = routing(base)[model]["replicas"]
+            if len(known) == replicas and victim not in known:
+                return time.monotonic() - since
+        time.sleep(0.1)
+    raise TimeoutError(f"{deployment}: {victim} was not replaced ({replicas} replicas)")
 
 
 def median(values: list[float]) -> float:
