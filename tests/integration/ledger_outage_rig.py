@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import Engine, func, select
 
-from cluster.ledger.schema import api_keys, reservations, usage_records
+from tests.integration.ledger_readback import Settled
 from tests.integration.test_ledger_crash import QWEN, one_stream
 from tests.ledger_databases import fresh_postgres_database, start_postgres
 from tests.unit.ledger.app_rig import exact_json
@@ -187,32 +186,6 @@ async def scenario(
         elif rid is not None:
             seen.cut.append(rid)
     return seen
-
-
-@dataclass
-class Settled:
-    rows: Sequence[Any]  # (request_id, status, cost_nano) rows
-    open_reservations: int
-    key: Any  # the api_keys row
-
-
-def settled_ledger(engine: Engine, key_id: str, timeout_s: float = 15.0) -> Settled:
-    """The ledger once no reservation is left (or `timeout_s` passed): the outbox resolves
-    those of the requests cut off during the outage."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with engine.connect() as connection:
-            left = connection.execute(select(func.count()).select_from(reservations)).scalar()
-            if left == 0 or time.monotonic() > deadline:
-                break
-        time.sleep(0.2)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(usage_records.c.request_id, usage_records.c.status, usage_records.c.cost_nano)
-        ).all()
-        left = connection.execute(select(func.count()).select_from(reservations)).scalar()
-        key = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
-    return Settled(rows, int(left or 0), key)
 
 
 def check_refused(seen: Observed) -> None:

@@ -34,14 +34,15 @@ import httpx
 import psutil
 import pytest
 import yaml
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from bench.processes import free_port
 from cluster.config.settings import GatewaySettings
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
-from cluster.ledger.schema import api_keys, reservations, usage_records
+from cluster.ledger.schema import reservations
 from deployments.ingress import ingress_ports
+from tests.integration.ledger_readback import settled_ledger
 from tests.integration.test_ledger_crash import one_stream
 from tests.integration.up_process import UpProcess
 from tests.unit.ledger.helpers import NOW, PEPPER
@@ -191,13 +192,9 @@ def test_gateway_sigkill_under_ray_loses_and_duplicates_nothing(
     assert more == [200] * 5
     assert new_pids and pid not in new_pids  # Serve started a new gateway replica
 
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(usage_records.c.request_id, usage_records.c.status, usage_records.c.cost_nano)
-        ).all()
-        left = connection.execute(select(func.count()).select_from(reservations)).scalar()
-        key_row = connection.execute(select(api_keys).where(api_keys.c.id == info.id)).one()
+    ledger = settled_ledger(engine, info.id, timeout_s=0)  # recovery ran at the restart
     engine.dispose()
+    rows, left, key_row = ledger.rows, ledger.open_reservations, ledger.key
     ids = [row.request_id for row in rows]
     assert len(ids) == len(set(ids))  # nothing recorded twice
     recorded = {row.request_id: row for row in rows}

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from bench.processes import ManagedProcess, free_port, wait_http_ok
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
-from cluster.ledger.schema import api_keys, reservations, usage_records
+from cluster.ledger.schema import reservations
+from tests.integration.ledger_readback import settled_ledger
 from tests.unit.ledger.app_rig import exact_json
 from tests.unit.ledger.helpers import NOW, PEPPER
 
@@ -133,13 +134,9 @@ def test_sigkill_under_streaming_load_loses_and_duplicates_nothing(
         log = second.log.read_text()
         assert f"ledger recovery: {open_before} open reservation(s)" in log, log
         assert time.monotonic() - started < 60
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(usage_records.c.request_id, usage_records.c.status, usage_records.c.cost_nano)
-        ).all()
-        left = connection.execute(select(func.count()).select_from(reservations)).scalar()
-        key_row = connection.execute(select(api_keys).where(api_keys.c.id == info.id)).one()
+    ledger = settled_ledger(engine, info.id, timeout_s=0)  # recovery ran at the restart
     engine.dispose()
+    rows, left, key_row = ledger.rows, ledger.open_reservations, ledger.key
     ids = [row.request_id for row in rows]
     assert len(ids) == len(set(ids))  # nothing recorded twice
     recorded = {row.request_id: row for row in rows}

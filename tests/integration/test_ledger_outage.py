@@ -29,6 +29,7 @@ from bench.processes import free_port
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
 from tests.integration import ledger_outage_rig as rig
+from tests.integration.ledger_readback import settled_ledger
 from tests.integration.test_ledger_crash import start_gateway
 from tests.unit.ledger.helpers import NOW, PEPPER
 
@@ -47,7 +48,7 @@ def test_ledger_database_outage_refuses_bills_everything_and_resumes_by_itself(
     with gateway:
         seen = asyncio.run(rig.scenario(f"http://127.0.0.1:{port}", key, outage))
         assert gateway.running()  # never restarted (the same process all along)
-        ledger = rig.settled_ledger(engine, info.id)
+        ledger = settled_ledger(engine, info.id)
         log = gateway.log.read_text()
     engine.dispose()
 

@@ -32,6 +32,7 @@ from cluster.gateway.grpc.client import ChatRequest, ModelyardClient, grpc_code,
 from cluster.ledger.database import create_ledger_engine, migrate
 from cluster.ledger.keys import KeyStore
 from tests.integration import ledger_outage_rig as rig
+from tests.integration.ledger_readback import settled_ledger
 from tests.integration.test_gateway_crash_live import cluster_file, gateway_pids, up_with_ledger
 from tests.integration.test_ledger_crash import QWEN
 from tests.unit.ledger.helpers import NOW, PEPPER
@@ -73,7 +74,7 @@ def test_ledger_database_outage_under_ray_refuses_bills_everything_and_resumes(
         seen = asyncio.run(rig.scenario(f"http://127.0.0.1:{port}", key, outage, during))
         assert gateway_pids(up.process.pid) == [pid]  # the same replica: never restarted
         assert up.process.poll() is None, up.tail()
-        ledger = rig.settled_ledger(engine, info.id)
+        ledger = settled_ledger(engine, info.id)
     engine.dispose()
 
     print(rig.summary(f"ledger outage under Ray, {url.split(':')[0]}", seen, ledger))
