@@ -34,8 +34,9 @@ from datetime import datetime
 from typing import ClassVar
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
+from cluster.ledger import pg_batch
 from cluster.ledger.records import UsageRecord, to_nano
 from cluster.ledger.schema import api_keys, reservations, usage_records
 
@@ -63,17 +64,11 @@ _MOVE = (
 
 
 def _insert_new(connection: Connection, rows: list[dict[str, object]]) -> set[str]:
-    """Insert `rows` into usage_records, skipping ids already there; the ids inserted."""
-    dialect = connection.dialect.name
+    """SQLite: insert `rows` into usage_records, skipping ids already there; the ids
+    inserted (RETURNING says which rows are new: rowcount is not reported for INSERTs)."""
     new = usage_records.c.request_id
-    # RETURNING says which rows are new (rowcount is not reported for INSERTs).
-    if dialect == "postgresql":
-        pg = postgresql.insert(usage_records).on_conflict_do_nothing().returning(new)
-        return {str(r[0]) for r in connection.execute(pg, rows)}
-    if dialect == "sqlite":
-        lite = sqlite.insert(usage_records).on_conflict_do_nothing().returning(new)
-        return {str(r[0]) for r in connection.execute(lite, rows)}
-    raise RuntimeError(f"unsupported ledger database {dialect!r}")
+    lite = sqlite.insert(usage_records).on_conflict_do_nothing().returning(new)
+    return {str(r[0]) for r in connection.execute(lite, rows)}
 
 
 def _move_to_spent(
@@ -119,35 +114,48 @@ class Reserve:
     def __call__(self, connection: Connection) -> bool:
         return Reserve.run_many(connection, [self])[0]
 
+    def row(self) -> dict[str, object]:
+        return {
+            "request_id": self.request_id,
+            "key_id": self.key_id,
+            "model": self.model,
+            "amount_nano": self.amount_nano,
+            "owner": self.owner,
+            "created_at": self.now,
+        }
+
     @staticmethod
     def run_many(connection: Connection, ops: Sequence[Reserve]) -> list[bool]:
         by_key: dict[str, list[int]] = defaultdict(list)
         for i, op in enumerate(ops):
             by_key[op.key_id].append(i)
         taken = [False] * len(ops)
-        for key_id, indexes in by_key.items():
-            # The whole group in one UPDATE when the budget covers all of it (the usual
-            # case); else one conditional UPDATE per reservation, in order.
-            if len(indexes) > 1 and _take(
-                connection, key_id, sum(ops[i].amount_nano for i in indexes)
-            ):
-                for i in indexes:
-                    taken[i] = True
-                continue
-            for i in indexes:
-                taken[i] = _take(connection, key_id, ops[i].amount_nano)
-        rows = [
-            {
-                "request_id": op.request_id,
-                "key_id": op.key_id,
-                "model": op.model,
-                "amount_nano": op.amount_nano,
-                "owner": op.owner,
-                "created_at": op.now,
-            }
-            for op, ok in zip(ops, taken, strict=True)
-            if ok
-        ]
+        inserted: set[int] = set()  # reservations already in the table
+        one_by_one: list[int] = []  # of keys whose budget may not cover their whole group
+        if connection.dialect.name == "postgresql":
+            # Every key's group in one statement (`pg_batch`), its reservations inserted.
+            groups = {key: sum(ops[i].amount_nano for i in idx) for key, idx in by_key.items()}
+            whole = pg_batch.reserve_groups(connection, groups, [op.row() for op in ops])
+            for key_id, indexes in by_key.items():
+                if key_id in whole:
+                    inserted.update(indexes)
+                elif len(indexes) > 1:  # a lone one was refused by the very same condition
+                    one_by_one.extend(indexes)
+        else:
+            for key_id, indexes in by_key.items():
+                # The whole group in one UPDATE when the budget covers all of it (the usual
+                # case); else one conditional UPDATE per reservation, in order.
+                total = sum(ops[i].amount_nano for i in indexes)
+                if len(indexes) > 1 and _take(connection, key_id, total):
+                    for i in indexes:
+                        taken[i] = True
+                else:
+                    one_by_one.extend(indexes)
+        for i in inserted:
+            taken[i] = True
+        for i in one_by_one:
+            taken[i] = _take(connection, ops[i].key_id, ops[i].amount_nano)
+        rows = [ops[i].row() for i, ok in enumerate(taken) if ok and i not in inserted]
         if rows:
             connection.execute(insert(reservations), rows)
         return taken
@@ -170,13 +178,16 @@ class Settle:
         rows: dict[str, dict[str, object]] = {}
         for op in ops:
             rows.setdefault(op.record.request_id, op.row())  # one request twice: first wins
-        new = _insert_new(connection, list(rows.values()))
-        spent: dict[str, int] = defaultdict(int)
-        for request_id in new:
-            row = rows[request_id]
-            if row["key_id"] is not None:
-                spent[str(row["key_id"])] += int(str(row["cost_nano"] or 0))
-        _move_to_spent(connection, sorted(new), spent)
+        if connection.dialect.name == "postgresql":  # the three steps in one statement
+            new = pg_batch.settle(connection, list(rows.values()))
+        else:
+            new = _insert_new(connection, list(rows.values()))
+            spent: dict[str, int] = defaultdict(int)
+            for request_id in new:
+                row = rows[request_id]
+                if row["key_id"] is not None:
+                    spent[str(row["key_id"])] += int(str(row["cost_nano"] or 0))
+            _move_to_spent(connection, sorted(new), spent)
         claimed: set[str] = set()
         results = []
         for op in ops:  # the first op of a new request id reports it new
