@@ -3,20 +3,29 @@
 Each is a callable of one connection (`op(connection)`), and `run_many(connection, ops)`
 runs many of the same kind in few statements (the writer groups a batch by kind):
 
-- `Reserve(key_id, request_id, model, amount_nano, owner, now)`: one conditional UPDATE
+- `Reserve(key_id, request_id, model, amount_nano, owner, now)`: the conditional UPDATE
       UPDATE api_keys SET reserved_nano = reserved_nano + :amount
        WHERE id = :key AND (budget_nano IS NULL
                             OR spent_nano + reserved_nano + :amount <= budget_nano)
-  per reservation (each sees the ones before it) — or one UPDATE for all of a key's
-  reservations in the batch when its budget covers their sum, which is the same outcome —
-  then one INSERT of every reservation taken. No read-then-write: concurrent requests of
-  one key (in any number of gateway processes) cannot all pass a check the budget covers
-  only once. Result: taken or not.
+  per reservation (each sees the ones before it) — or one for all of a key's reservations
+  in the batch (`:amount` their sum) when its budget covers the sum, which is the same
+  outcome — then an INSERT of every reservation taken. No read-then-write: concurrent
+  requests of one key (in any number of gateway processes) cannot all pass a check the
+  budget covers only once; a budget that allows exactly K admits K. Result: taken or not.
+  Statements per batch: SQLite (in process, no round trips) one UPDATE per key of the
+  batch, plus one per reservation of a key whose budget does not cover its group, and one
+  INSERT. PostgreSQL (each statement a round trip): ONE statement for every key's group
+  and the INSERT of their reservations (`pg_batch.reserve_groups`: `UPDATE ... FROM
+  unnest(keys, sums)` in a data-modifying CTE); a key it does not take and that has more
+  than one reservation in the batch then goes one UPDATE per reservation, in order, and
+  one INSERT (a budget near its end; a lone reservation was refused by that same check).
 - `Settle(record)`: INSERT the records ... ON CONFLICT (request_id) DO NOTHING RETURNING
-  the new ids; DELETE ... RETURNING the reservations of the new ones; one UPDATE per key:
+  the new ids; DELETE ... RETURNING the reservations of the new ones; per key
   `spent_nano += costs of its new records`, `reserved_nano -= their reservations`. A
   request recorded twice (a retry, a replayed write) changes nothing the second time.
-  Result: whether the record was new.
+  Result: whether the record was new. Statements per batch: SQLite three (the INSERT, the
+  DELETE, one executemany UPDATE); PostgreSQL ONE (`pg_batch.settle`: the three steps as
+  data-modifying CTEs of one statement).
 - `Release(request_id)`: drop an open reservation without spending anything.
 
 `durable` (class attribute): whether a batch holding the operation must reach the disk
