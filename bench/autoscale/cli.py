@@ -56,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
             initial_replicas(demand) if args.initial_replicas is None else args.initial_replicas
         ),
         warmup_s=args.warmup_s,
+        dispatch=args.dispatch,
     )
     peak = max((v for _, v in demand), default=0.0)
     print(
         f"{len(arrivals)} requests over {arrivals[-1].at_s / 60:.1f} min (x{args.scale}), "
         f"{args.model} on {args.gpu}; load peak {peak:.1f} replicas of work; "
-        f"every policy starts with {cfg.initial_replicas} ready",
+        f"every policy starts with {cfg.initial_replicas} ready; dispatch {cfg.dispatch}",
         file=sys.stderr,
     )
     results = []
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                     "startup_s": args.startup_s,
                     "warmup_s": args.warmup_s,
                     "initial_replicas": cfg.initial_replicas,
+                    "dispatch": cfg.dispatch,
                     "load_peak_replicas": round(peak, 2),
                     "policies": [r.as_dict() for r in reports],
                 },

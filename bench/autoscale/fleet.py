@@ -87,6 +87,10 @@ class Replica:
     def ongoing(self) -> int:
         return self.running + len(self.waiting)
 
+    def backlog_tokens(self) -> int:
+        """Prompt tokens routed here and not yet prefilled."""
+        return self.prefill_tokens + sum(r.prompt for r in self.waiting)
+
     def recent_ttft_s(self) -> float:
         """Mean time to first token of the last 32 requests (what the replica reports)."""
         return sum(self.ttfts) / len(self.ttfts) if self.ttfts else 0.0

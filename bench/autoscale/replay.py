@@ -5,8 +5,13 @@ The gateway counts the prompt tokens arriving per second over the last `rate_win
 (a signal modelyard's policy uses; the baselines ignore it). Every `dt` seconds:
 replicas whose start-up is over become ready; the tick's arrivals join the gateway's
 queue; requests that waited past `timeout_s` without a first token give up (timed out);
-the gateway hands queued requests to the ready replica with the fewest ongoing requests
-while it holds fewer than `max_ongoing` (Serve's `max_ongoing_requests`); replicas
+the gateway hands queued requests, oldest first, to a ready replica holding fewer than
+`max_ongoing` (Serve's `max_ongoing_requests`) — by default the one with the smallest
+prefill backlog (prompt tokens routed to it and not yet prefilled; ties: fewest ongoing),
+which is how modelyard's router ranks replicas when no prefix is cached
+(`cluster/routing/scorers/queue.py`), or with `dispatch="fewest-ongoing"` the one with
+the fewest ongoing requests (join the shortest queue by count, as Serve's default
+router approximates with two random choices); replicas
 advance (`bench.autoscale.fleet`); draining replicas with nothing left stop. Every
 `policy.period_s` the policy sees an `Observation` and answers the replicas it wants
 (ready + starting):
@@ -36,6 +41,9 @@ from bench.autoscale.arrivals import Arrival
 from bench.autoscale.fleet import Replica, ReplicaShape, Request
 from bench.autoscale.observation import Observation, ReplicaLoad, ScalingPolicy
 
+#: How the gateway picks a replica for a queued request (`--dispatch`).
+DISPATCH_RULES = ("prefill-backlog", "fewest-ongoing")
+
 
 @dataclass(frozen=True, slots=True)
 class ReplayConfig:
@@ -49,6 +57,7 @@ class ReplayConfig:
     timeline_every_s: float = 10.0
     rate_window_s: float = 5.0
     warmup_s: float = 600.0
+    dispatch: str = "prefill-backlog"  # one of DISPATCH_RULES
 
 
 @dataclass(slots=True)
@@ -147,7 +156,7 @@ def replay(
         while rate and rate[0][0] <= t - cfg.rate_window_s:
             rate_sum -= rate.popleft()[1]
         outstanding -= _expire(t, cfg.timeout_s, pending, fleet.by_state("ready"))
-        _dispatch(pending, fleet.by_state("ready"), cfg.max_ongoing)
+        _dispatch(pending, fleet.by_state("ready"), cfg.max_ongoing, cfg.dispatch)
         live = 0
         for rep in fleet.replicas:
             if rep.state in ("ready", "draining"):
@@ -208,14 +217,24 @@ def _expire(now: float, timeout_s: float, pending: deque[Request], ready: list[R
     return gone
 
 
-def _dispatch(pending: deque[Request], ready: list[Replica], max_ongoing: int) -> None:
-    """Join the shortest queue among ready replicas with room."""
+def _dispatch(
+    pending: deque[Request], ready: list[Replica], max_ongoing: int, dispatch: str
+) -> None:
+    """Hand queued requests, oldest first, to ready replicas with room (module docstring):
+    by prefill backlog (`prefill-backlog`) or by ongoing requests (`fewest-ongoing`)."""
     if not pending or not ready:
         return
-    heap = [(r.ongoing, i) for i, r in enumerate(ready) if r.ongoing < max_ongoing]
+    by_backlog = dispatch == "prefill-backlog"
+    heap = [
+        (r.backlog_tokens() if by_backlog else 0, r.ongoing, i)
+        for i, r in enumerate(ready)
+        if r.ongoing < max_ongoing
+    ]
     heapq.heapify(heap)
     while pending and heap:
-        load, i = heapq.heappop(heap)
-        ready[i].waiting.append(pending.popleft())
-        if load + 1 < max_ongoing:
-            heapq.heappush(heap, (load + 1, i))
+        backlog, ongoing, i = heapq.heappop(heap)
+        req = pending.popleft()
+        ready[i].waiting.append(req)
+        if ongoing + 1 < max_ongoing:
+            added = req.prompt if by_backlog else 0
+            heapq.heappush(heap, (backlog + added, ongoing + 1, i))

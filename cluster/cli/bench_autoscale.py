@@ -69,6 +69,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of --scale's copies")
     p.add_argument(
+        "--dispatch",
+        choices=["prefill-backlog", "fewest-ongoing"],
+        default="prefill-backlog",
+        help="how the simulated gateway picks a replica: smallest prefill backlog "
+        "(modelyard's router) or fewest ongoing requests (join the shortest queue by count)",
+    )
+    p.add_argument(
         "--initial-replicas",
         type=int,
         default=None,
