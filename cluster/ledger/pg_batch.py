@@ -50,6 +50,7 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     String,
+    Table,
     bindparam,
     delete,
     func,
@@ -74,8 +75,9 @@ def _unnest(name: str, columns: Sequence[tuple[str, TypeEngine[Any]]]) -> TableV
     return func.unnest(*arrays).table_valued(*(col for col, _ in columns)).render_derived(name)
 
 
-def _array_types(table_columns: Sequence[str], table: Any) -> list[tuple[str, TypeEngine[Any]]]:
-    return [(col, table.c[col].type) for col in table_columns]
+def _typed(table: Table, columns: Sequence[str]) -> list[tuple[str, TypeEngine[Any]]]:
+    """`columns` of `table` with their types (the arrays' element types)."""
+    return [(col, table.c[col].type) for col in columns]
 
 
 _k = api_keys.c
@@ -96,7 +98,7 @@ _taken = (
     .returning(_k.id)
     .cte("taken")
 )
-_r = _unnest("r", _array_types(_RESERVATION_COLUMNS, reservations))
+_r = _unnest("r", _typed(reservations, _RESERVATION_COLUMNS))
 _kept = (
     insert(reservations)
     .from_select(
@@ -124,7 +126,7 @@ def reserve_groups(
 
 # --- settlements ----------------------------------------------------------------------------
 _RECORD_COLUMNS = tuple(c.name for c in usage_records.columns)
-_u = _unnest("u", _array_types(_RECORD_COLUMNS, usage_records))
+_u = _unnest("u", _typed(usage_records, _RECORD_COLUMNS))
 _new = (
     pg_insert(usage_records)
     .from_select(list(_RECORD_COLUMNS), select(*(_u.c[col] for col in _RECORD_COLUMNS)))
