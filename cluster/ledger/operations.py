@@ -42,24 +42,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, update
+from sqlalchemy import Connection, bindparam, delete, insert, update
 from sqlalchemy.dialects import sqlite
 
 from cluster.ledger import pg_batch
 from cluster.ledger.records import UsageRecord, to_nano
-from cluster.ledger.schema import api_keys, reservations, usage_records
+from cluster.ledger.schema import api_keys, budget_covers, reservations, usage_records
 
 _k = api_keys.c
 # Built once: the statements run for every request, with bound parameters.
 _TAKE = (
     update(api_keys)
     .where(_k.id == bindparam("key"))
-    .where(
-        or_(
-            _k.budget_nano.is_(None),
-            _k.spent_nano + _k.reserved_nano + bindparam("amount") <= _k.budget_nano,
-        )
-    )
+    .where(budget_covers(bindparam("amount")))
     .values(reserved_nano=_k.reserved_nano + bindparam("amount"))
 )
 _MOVE = (

@@ -66,7 +66,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.expression import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
-from cluster.ledger.schema import api_keys, reservations, usage_records
+from cluster.ledger.schema import api_keys, budget_covers, reservations, usage_records
 
 
 def _unnest(name: str, columns: Sequence[tuple[str, TypeEngine[Any]]]) -> TableValuedAlias:
@@ -88,12 +88,7 @@ _g = _unnest("g", [("key", String()), ("amount", BigInteger())])
 _taken = (
     update(api_keys)
     .where(_k.id == _g.c.key)
-    .where(
-        or_(
-            _k.budget_nano.is_(None),
-            _k.spent_nano + _k.reserved_nano + _g.c.amount <= _k.budget_nano,
-        )
-    )
+    .where(budget_covers(_g.c.amount))
     .values(reserved_nano=_k.reserved_nano + _g.c.amount)
     .returning(_k.id)
     .cte("taken")

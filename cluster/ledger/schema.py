@@ -16,9 +16,12 @@ exact in SQL on SQLite and PostgreSQL alike, and every cost the price book can p
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Index,
     Integer,
@@ -26,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    or_,
 )
 
 NANO = 10**9
@@ -78,3 +82,10 @@ reservations = Table(
     Column("owner", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+
+def budget_covers(amount: ColumnElement[Any]) -> ColumnElement[bool]:
+    """The admission rule, as the WHERE of the conditional UPDATE that applies it (no
+    read-then-write): `budget IS NULL OR spent + reserved + amount <= budget`."""
+    k = api_keys.c
+    return or_(k.budget_nano.is_(None), k.spent_nano + k.reserved_nano + amount <= k.budget_nano)
