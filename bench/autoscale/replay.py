@@ -36,13 +36,15 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from bench.autoscale.arrivals import Arrival
 from bench.autoscale.fleet import Replica, ReplicaShape, Request
 from bench.autoscale.observation import Observation, ReplicaLoad, ScalingPolicy
 
 #: How the gateway picks a replica for a queued request (`--dispatch`).
-DISPATCH_RULES = ("prefill-backlog", "fewest-ongoing")
+Dispatch = Literal["prefill-backlog", "fewest-ongoing"]
+DISPATCH_RULES: tuple[Dispatch, ...] = get_args(Dispatch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ class ReplayConfig:
     timeline_every_s: float = 10.0
     rate_window_s: float = 5.0
     warmup_s: float = 600.0
-    dispatch: str = "prefill-backlog"  # one of DISPATCH_RULES
+    dispatch: Dispatch = "prefill-backlog"
 
 
 @dataclass(slots=True)
@@ -218,7 +220,7 @@ def _expire(now: float, timeout_s: float, pending: deque[Request], ready: list[R
 
 
 def _dispatch(
-    pending: deque[Request], ready: list[Replica], max_ongoing: int, dispatch: str
+    pending: deque[Request], ready: list[Replica], max_ongoing: int, dispatch: Dispatch
 ) -> None:
     """Hand queued requests, oldest first, to ready replicas with room (module docstring):
     by prefill backlog (`prefill-backlog`) or by ongoing requests (`fewest-ongoing`)."""

@@ -5,7 +5,7 @@ inside the handler so that no other command loads the benchmark package (or Ray,
     modelyard bench autoscale --arrivals FILE [--policy NAME ...] [--startup-s 180]
         [--scale X] [--speedup] [--json] [--plot PNG] [--model ID] [--gpu h100]
         [--min-replicas 1] [--max-replicas 16] [--warmup-s 600] [--timeout-s 60] [--seed 0]
-        [--initial-replicas N] [--minutes A-B]
+        [--initial-replicas N] [--minutes A-B] [--dispatch prefill-backlog|fewest-ongoing]
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a request without a first token after this long gives up",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of --scale's copies")
-    p.add_argument(
+    p.add_argument(  # the rules are bench.autoscale.replay.Dispatch (kept light: no import)
         "--dispatch",
         choices=["prefill-backlog", "fewest-ongoing"],
         default="prefill-backlog",

@@ -51,3 +51,16 @@ def test_a_full_replica_takes_nothing_and_the_rest_stays_queued() -> None:
     assert [r.index for r in replicas[0].waiting][3:] == [0]  # its one free slot
     assert [r.index for r in replicas[1].waiting][1:] == [1, 2, 3]
     assert [r.index for r in pending] == [4]  # no room anywhere: it waits at the gateway
+
+
+def test_the_cli_offers_exactly_the_replays_rules_and_its_default() -> None:
+    import argparse
+
+    from bench.autoscale.replay import ReplayConfig
+    from cluster.cli.bench_autoscale import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    action = next(a for a in parser._actions if a.dest == "dispatch")
+    assert tuple(action.choices or ()) == DISPATCH_RULES
+    assert action.default == ReplayConfig().dispatch
